@@ -1,0 +1,537 @@
+/* cnet -- Node.js's `net` module as a C library on libuv.
+ *
+ * Ownership, in one sentence: you own what you create (cnet_socket_new,
+ * cnet_create_server) and give it back with the matching _free; cnet owns the
+ * sockets it makes for you (accepted ones, cnet_create_connection) and frees
+ * each one after its 'close' listeners return, unless you hold
+ * cnet_socket_retain(); nothing is freed while one of its own listeners is
+ * running, so any object may be ended, destroyed or freed from inside them.
+ *
+ * Threads: every object belongs to the loop it was made on and is used from
+ * that loop's thread only. Several loops in several threads are fine.
+ *
+ * Compiling: <uv.h> needs POSIX declarations. With -std=c11 (strict), define
+ * _POSIX_C_SOURCE=200809L; gnu11 (CMake's default) needs nothing.
+ *
+ * Names: Node's names, mechanically. socket.write() is cnet_socket_write(),
+ * net.createServer() is cnet_create_server(), the option allowHalfOpen is the
+ * field allow_half_open, the event 'data' is CNET_EV_DATA, the error code
+ * 'EADDRINUSE' is the string err->code. docs/node-to-c.md has the whole map.
+ *
+ * Errors come two ways, as in Node. Misuse that Node throws for returns a
+ * negative code at once, does nothing else, and leaves Node's full message in
+ * cnet_last_error(). Failures at run time are 'error' events (and write
+ * callbacks) carrying a cnet_error_t, never delivered from inside the call
+ * that caused them.
+ */
+#ifndef CNET_H
+#define CNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#if defined(CNET_BUILDING)
+#define CNET_EXTERN __declspec(dllexport)
+#else
+#define CNET_EXTERN
+#endif
+#elif defined(__GNUC__)
+#define CNET_EXTERN __attribute__((visibility("default")))
+#else
+#define CNET_EXTERN
+#endif
+
+#define CNET_VERSION_MAJOR 0
+#define CNET_VERSION_MINOR 1
+#define CNET_VERSION_PATCH 0
+
+typedef struct cnet_socket_s cnet_socket_t;
+typedef struct cnet_server_s cnet_server_t;
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+
+/* Node's own error codes (lib/internal/errors.js), with the message format
+ * Node uses. The numbers start at -6000 so they never collide with libuv's
+ * (negative errno values, and -3000..-4095). System errors stay UV_E*. */
+#define CNET_NODE_ERROR_MAP(XX)                                                \
+  XX(ERR_INVALID_ADDRESS_FAMILY, "Invalid address family: %s")                 \
+  XX(ERR_INVALID_ARG_TYPE, "The %s must be of type %s. Received %s")           \
+  XX(ERR_INVALID_ARG_VALUE, "The %s %s. Received %s")                          \
+  XX(ERR_INVALID_FD_TYPE, "Unsupported fd type: %s")                           \
+  XX(ERR_INVALID_HANDLE_TYPE, "This handle type cannot be sent")               \
+  XX(ERR_INVALID_IP_ADDRESS, "Invalid IP address: %s")                         \
+  XX(ERR_MISSING_ARGS, "The %s argument must be specified")                    \
+  XX(ERR_OUT_OF_RANGE, "The value of \"%s\" is out of range. It must be %s. "  \
+                       "Received %s")                                          \
+  XX(ERR_SERVER_ALREADY_LISTEN,                                                \
+     "Listen method has been called more than once without closing.")          \
+  XX(ERR_SERVER_NOT_RUNNING, "Server is not running.")                         \
+  XX(ERR_SOCKET_BAD_PORT, "%s should be >= 0 and < 65536. Received %s.")       \
+  XX(ERR_SOCKET_CLOSED, "Socket is closed")                                    \
+  XX(ERR_SOCKET_CLOSED_BEFORE_CONNECTION,                                      \
+     "Socket closed before the connection was established")                    \
+  XX(ERR_SOCKET_CONNECTION_TIMEOUT, "Socket connection timeout")               \
+  XX(ERR_STREAM_ALREADY_FINISHED,                                              \
+     "Cannot call %s after a stream was finished")                             \
+  XX(ERR_STREAM_DESTROYED, "Cannot call %s after a stream was destroyed")      \
+  XX(ERR_STREAM_NULL_VALUES, "May not write null values to stream")            \
+  XX(ERR_STREAM_WRITE_AFTER_END, "write after end")                            \
+  XX(ERR_UNKNOWN_ENCODING, "Unknown encoding: %s")
+
+enum {
+  CNET_ERR_BASE_ = -6000,
+#define XX(code, fmt) CNET_##code,
+  CNET_NODE_ERROR_MAP(XX)
+#undef XX
+  CNET_ERR_END_
+};
+
+#define CNET_ADDR_MAX 112    /* an IPv6 text with zone, or a Unix path */
+#define CNET_HOST_MAX 256    /* a DNS name */
+#define CNET_MESSAGE_MAX 512 /* Node's err.message */
+
+/* A Node error object, as a plain value: no pointers into hidden storage, so
+ * `cnet_error_t kept = *ev->error;` is all it takes to keep one. */
+typedef struct cnet_error_s {
+  int errnum;          /* err.errno: negative UV_E*, or a CNET_ERR_* */
+  const char *code;    /* err.code: "ECONNREFUSED", "ERR_SOCKET_BAD_PORT" */
+  const char *syscall; /* err.syscall: "connect", "listen"; NULL if none */
+  int port;            /* err.port: 0 when Node leaves it unset, -1 for pipes */
+  int local_port;      /* err.localPort: 0 when unset */
+  char address[CNET_ADDR_MAX];       /* err.address; "" when unset */
+  char local_address[CNET_ADDR_MAX]; /* err.localAddress; "" when unset */
+  char hostname[CNET_HOST_MAX];      /* err.hostname (DNS errors) */
+  char message[CNET_MESSAGE_MAX];    /* err.message, byte for byte Node's */
+} cnet_error_t;
+
+/* util.getSystemErrorName(): "EADDRINUSE", "ERR_SOCKET_BAD_PORT", or
+ * "UNKNOWN". Static storage; never allocates. */
+CNET_EXTERN const char *cnet_err_name(int err);
+
+/* The message for a code: libuv's text for system errors ("address already
+ * in use"), Node's for ERR_* (unformatted when it takes arguments). */
+CNET_EXTERN const char *cnet_strerror(int err);
+
+/* The last synchronous failure of a cnet call on this thread, with Node's
+ * full message (what Node would have thrown). Valid until the next failing
+ * call on this thread. Never NULL; errnum is 0 if nothing failed yet. */
+CNET_EXTERN const cnet_error_t *cnet_last_error(void);
+
+/* Where an 'error' event with no listener goes. Node would crash the process;
+ * cnet calls this handler instead, then destroys the object as Node would.
+ * The default prints one line to stderr. `what` is "socket" or "server".
+ * Pass NULL to restore the default. Process-wide; set it before starting
+ * loops in other threads. */
+typedef void (*cnet_unhandled_error_fn)(const char *what,
+                                        const cnet_error_t *err, void *ctx);
+CNET_EXTERN void cnet_set_unhandled_error_handler(cnet_unhandled_error_fn fn,
+                                                  void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Events                                                                    */
+
+#define CNET_EVENT_MAP(XX)                                                     \
+  XX(CLOSE, "close")                                                           \
+  XX(CONNECT, "connect")                                                       \
+  XX(CONNECTION, "connection")                                                 \
+  XX(DATA, "data")                                                             \
+  XX(DRAIN, "drain")                                                           \
+  XX(DROP, "drop")                                                             \
+  XX(END, "end")                                                               \
+  XX(ERROR, "error")                                                           \
+  XX(FINISH, "finish")                                                         \
+  XX(LISTENING, "listening")                                                   \
+  XX(LOOKUP, "lookup")                                                         \
+  XX(READY, "ready")                                                           \
+  XX(TIMEOUT, "timeout")
+
+typedef enum {
+#define XX(name, str) CNET_EV_##name,
+  CNET_EVENT_MAP(XX)
+#undef XX
+  CNET_EV_COUNT_
+} cnet_event_type_t;
+
+/* Node's name of an event: "data", "close"; NULL for an unknown type. */
+CNET_EXTERN const char *cnet_event_name(cnet_event_type_t type);
+
+/* An address as server.address() / socket.address() report it. For TCP,
+ * family is 4 or 6 and port is set; for IPC, family is 0, port is -1 and
+ * address holds the path (address_len bytes; an abstract name starts with
+ * a NUL byte). */
+typedef struct cnet_address_s {
+  char address[CNET_ADDR_MAX];
+  size_t address_len;
+  int port;
+  int family;
+} cnet_address_t;
+
+/* "IPv4", "IPv6", or NULL for IPC: Node's spelling of a family. */
+CNET_EXTERN const char *cnet_family_name(int family);
+
+/* What a listener receives. Everything it points to belongs to cnet and is
+ * valid only during the call: copy what you need to keep. In particular
+ * 'data' bytes live in a loop-wide read buffer that the next read reuses. */
+typedef struct cnet_event_s {
+  cnet_event_type_t type;
+  union {
+    struct {
+      const char *base; /* the bytes read */
+      size_t len;
+    } data; /* CNET_EV_DATA */
+    struct {
+      bool had_error; /* socket 'close': true after an error or reset */
+      /* server 'close': NULL, or ERR_SERVER_NOT_RUNNING when close() was
+       * called on a server that was not listening (Node passes that to the
+       * close callback only; here every 'close' listener of that emission
+       * sees it). */
+      const cnet_error_t *error;
+    } close;                   /* CNET_EV_CLOSE */
+    const cnet_error_t *error; /* CNET_EV_ERROR */
+    /* CNET_EV_CONNECTION: the accepted socket, owned by cnet (freed after
+     * its 'close' unless retained). */
+    cnet_socket_t *connection;
+    struct {
+      const cnet_error_t *error; /* NULL on success */
+      const char *address;       /* the resolved address; NULL on error */
+      int family;                /* 4 or 6; 0 on error */
+      const char *host;          /* the name looked up */
+    } lookup;                    /* CNET_EV_LOOKUP */
+  };
+} cnet_event_t;
+
+typedef void (*cnet_socket_listener)(cnet_socket_t *socket,
+                                     const cnet_event_t *ev, void *ctx);
+typedef void (*cnet_server_listener)(cnet_server_t *server,
+                                     const cnet_event_t *ev, void *ctx);
+
+/* emitter.on / once / prependListener / off / listenerCount.
+ *
+ * A listener is the triple (type, fn, ctx). Listeners run in the order they
+ * were added; one added during an emit first runs on the next emit; a once
+ * listener is removed before it runs. off() removes the most recently added
+ * match and, unlike Node, takes effect at once: after off() returns, that
+ * registration is never called again, not even by the emit already running
+ * (C has no garbage collector to keep its ctx alive). on/once/prepend return
+ * 0, UV_ENOMEM, or UV_EINVAL for a NULL object or fn, or an unknown type;
+ * off returns 0 whether or not a listener was found. */
+CNET_EXTERN int cnet_socket_on(cnet_socket_t *s, cnet_event_type_t type,
+                               cnet_socket_listener fn, void *ctx);
+CNET_EXTERN int cnet_socket_once(cnet_socket_t *s, cnet_event_type_t type,
+                                 cnet_socket_listener fn, void *ctx);
+CNET_EXTERN int cnet_socket_prepend_listener(cnet_socket_t *s,
+                                             cnet_event_type_t type,
+                                             cnet_socket_listener fn,
+                                             void *ctx);
+CNET_EXTERN int cnet_socket_off(cnet_socket_t *s, cnet_event_type_t type,
+                                cnet_socket_listener fn, void *ctx);
+CNET_EXTERN size_t cnet_socket_listener_count(const cnet_socket_t *s,
+                                              cnet_event_type_t type);
+
+CNET_EXTERN int cnet_server_on(cnet_server_t *srv, cnet_event_type_t type,
+                               cnet_server_listener fn, void *ctx);
+CNET_EXTERN int cnet_server_once(cnet_server_t *srv, cnet_event_type_t type,
+                                 cnet_server_listener fn, void *ctx);
+CNET_EXTERN int cnet_server_prepend_listener(cnet_server_t *srv,
+                                             cnet_event_type_t type,
+                                             cnet_server_listener fn,
+                                             void *ctx);
+CNET_EXTERN int cnet_server_off(cnet_server_t *srv, cnet_event_type_t type,
+                                cnet_server_listener fn, void *ctx);
+CNET_EXTERN size_t cnet_server_listener_count(const cnet_server_t *srv,
+                                              cnet_event_type_t type);
+
+/* ------------------------------------------------------------------------ */
+/* Loop                                                                      */
+
+/* Run the default loop until nothing referenced is left -- Node's "the
+ * process exits when the loop is empty". Returns 0, or a libuv error. For
+ * another loop, run it with uv_run() as usual: cnet needs nothing more. */
+CNET_EXTERN int cnet_run(void);
+
+/* ------------------------------------------------------------------------ */
+/* IP utilities                                                              */
+
+/* net.isIP(s): 4, 6 or 0, exactly as Node v20 answers. NULL gives 0. */
+CNET_EXTERN int cnet_is_ip(const char *s);
+/* net.isIPv4(s) / net.isIPv6(s). */
+CNET_EXTERN bool cnet_is_ipv4(const char *s);
+CNET_EXTERN bool cnet_is_ipv6(const char *s);
+/* isIP over len bytes; an embedded NUL byte is never an address. */
+CNET_EXTERN int cnet_is_ip_n(const char *s, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+
+/* net.createServer([options]) options. All zero means Node's defaults. */
+typedef struct cnet_server_options_s {
+  bool allow_half_open;  /* accepted sockets keep writing after 'end' */
+  bool pause_on_connect; /* accepted sockets read nothing until resumed */
+  bool no_delay;         /* TCP_NODELAY on accepted sockets */
+  bool keep_alive;       /* SO_KEEPALIVE on accepted sockets */
+  unsigned keep_alive_initial_delay; /* ms; whole seconds reach the kernel */
+  size_t high_water_mark; /* accepted sockets' write high-water mark;
+                             0 means 16384, as Node v20 */
+} cnet_server_options_t;
+
+/* server.listen(options) options. port 0 with no path is a random free port,
+ * like listen() with no arguments. */
+typedef struct cnet_listen_options_s {
+  int port;         /* 0..65535; else ERR_SOCKET_BAD_PORT */
+  const char *host; /* NULL: "::" dual-stack, else "0.0.0.0" */
+  const char *path; /* IPC: a Unix socket path; wins only when port is 0 */
+  size_t path_len;  /* 0: strlen(path); set it for abstract names (\0...) */
+  int backlog;      /* 0: 511 */
+  bool exclusive;   /* accepted; meaningful only with shared handles */
+  bool ipv6_only;   /* turn off dual-stack on "::" */
+  bool readable_all, writable_all; /* IPC: chmod the socket file o+r/o+w */
+} cnet_listen_options_t;
+
+/* net.createServer([options][, connectionListener]) -- a server, not yet
+ * listening. connection_listener (may be NULL) is added as an 'connection'
+ * listener with ctx. You own the server: cnet_server_free() it. NULL with
+ * cnet_last_error() set on failure. */
+CNET_EXTERN cnet_server_t *cnet_create_server(
+    uv_loop_t *loop, const cnet_server_options_t *opts,
+    cnet_server_listener connection_listener, void *ctx);
+
+/* server.listen(options[, callback]). cb (may be NULL) is added with
+ * once('listening'). Returns 0, or at once: ERR_SOCKET_BAD_PORT,
+ * ERR_SERVER_ALREADY_LISTEN, ERR_INVALID_ARG_VALUE, UV_ENAMETOOLONG (a path
+ * longer than the platform allows: Node v20 truncates it silently, cnet
+ * refuses). Binding failures (EADDRINUSE, EACCES, ...) are 'error' events,
+ * delivered after this returns, as in Node. */
+CNET_EXTERN int cnet_server_listen(cnet_server_t *srv,
+                                   const cnet_listen_options_t *opts,
+                                   cnet_server_listener cb, void *ctx);
+/* server.listen(port[, host][, backlog][, cb]); host NULL and backlog 0 are
+ * the defaults. */
+CNET_EXTERN int cnet_server_listen_port(cnet_server_t *srv, int port,
+                                        const char *host, int backlog,
+                                        cnet_server_listener cb, void *ctx);
+/* server.listen(path[, backlog][, cb]) */
+CNET_EXTERN int cnet_server_listen_path(cnet_server_t *srv, const char *path,
+                                        int backlog, cnet_server_listener cb,
+                                        void *ctx);
+
+/* server.address(): 0 and *out filled while listening; UV_ENOTCONN before
+ * listening and after close() (Node returns null); another negative code if
+ * getsockname fails. */
+CNET_EXTERN int cnet_server_address(const cnet_server_t *srv,
+                                    cnet_address_t *out);
+/* server.listening */
+CNET_EXTERN bool cnet_server_listening(const cnet_server_t *srv);
+
+/* server.close([callback]) -- stop accepting at once; 'close' follows once
+ * every accepted socket has closed. cb (may be NULL) is added with
+ * once('close'); when the server was not listening, 'close' is still emitted
+ * and ev->close.error is ERR_SERVER_NOT_RUNNING. Returns 0. */
+CNET_EXTERN int cnet_server_close(cnet_server_t *srv, cnet_server_listener cb,
+                                  void *ctx);
+
+/* server.getConnections(cb) -- cb runs later (never inside this call) with
+ * the number of accepted sockets not yet destroyed. */
+typedef void (*cnet_count_cb)(cnet_server_t *srv, const cnet_error_t *err,
+                              size_t count, void *ctx);
+CNET_EXTERN int cnet_server_get_connections(cnet_server_t *srv,
+                                            cnet_count_cb cb, void *ctx);
+/* The same count, now. */
+CNET_EXTERN size_t cnet_server_connections(const cnet_server_t *srv);
+
+/* server.ref() / server.unref(): whether a listening server keeps the loop
+ * alive. Remembered before listen. */
+CNET_EXTERN void cnet_server_ref(cnet_server_t *srv);
+CNET_EXTERN void cnet_server_unref(cnet_server_t *srv);
+
+/* Close (if listening) and give the server back. Its 'close' listeners still
+ * run; memory goes once they have and every callback is done. Safe from any
+ * of its own listeners. Accepted sockets live on and close on their own. */
+CNET_EXTERN void cnet_server_free(cnet_server_t *srv);
+
+CNET_EXTERN void cnet_server_set_data(cnet_server_t *srv, void *data);
+CNET_EXTERN void *cnet_server_get_data(const cnet_server_t *srv);
+CNET_EXTERN uv_loop_t *cnet_server_loop(const cnet_server_t *srv);
+
+/* ------------------------------------------------------------------------ */
+/* Socket                                                                    */
+
+/* new net.Socket([options]) options. All zero means Node's defaults. */
+typedef struct cnet_socket_options_s {
+  bool allow_half_open;   /* keep writing after the peer's FIN */
+  size_t high_water_mark; /* write high-water mark; 0 means 16384 */
+} cnet_socket_options_t;
+
+/* socket.connect(options) / net.createConnection(options) options. */
+typedef struct cnet_connect_options_s {
+  int port;         /* TCP: 1..65535 here (0 means "not given"; use
+                       cnet_socket_connect_port to try port 0) */
+  const char *host; /* NULL: "localhost" */
+  const char *path; /* IPC: connect to a Unix socket; TCP fields ignored */
+  size_t path_len;  /* 0: strlen(path); set it for abstract names */
+  int family;       /* 0, 4 or 6: which addresses a name may resolve to */
+  bool allow_half_open;   /* cnet_create_connection only */
+  size_t high_water_mark; /* cnet_create_connection only; 0 means 16384 */
+  bool no_delay;          /* TCP_NODELAY once connected */
+  bool keep_alive;        /* SO_KEEPALIVE once connected */
+  unsigned keep_alive_initial_delay; /* ms */
+} cnet_connect_options_t;
+
+/* new net.Socket([options]) -- a socket with no connection yet. You own it:
+ * cnet_socket_free() it; it may connect again after each 'close'. */
+CNET_EXTERN cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
+                                           const cnet_socket_options_t *opts);
+
+/* socket.connect(options[, connectListener]). cb (may be NULL) is added with
+ * once('connect'). Returns 0, or at once: ERR_MISSING_ARGS (neither port nor
+ * path), ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE (family), UV_EBUSY
+ * (already connecting or connected), UV_ENAMETOOLONG. Everything the network
+ * says -- ECONNREFUSED, ENOTFOUND -- is an 'error' event, then 'close'. */
+CNET_EXTERN int cnet_socket_connect(cnet_socket_t *s,
+                                    const cnet_connect_options_t *opts,
+                                    cnet_socket_listener cb, void *ctx);
+/* socket.connect(port[, host][, cb]); port 0 passes validation and fails at
+ * connect time, as in Node. */
+CNET_EXTERN int cnet_socket_connect_port(cnet_socket_t *s, int port,
+                                         const char *host,
+                                         cnet_socket_listener cb, void *ctx);
+/* socket.connect(path[, cb]) */
+CNET_EXTERN int cnet_socket_connect_path(cnet_socket_t *s, const char *path,
+                                         cnet_socket_listener cb, void *ctx);
+
+/* net.createConnection(options[, connectListener]), alias cnet_connect():
+ * a new socket, connecting. cnet owns it and frees it after 'close' (retain
+ * it to keep it longer). NULL with cnet_last_error() on misuse. */
+CNET_EXTERN cnet_socket_t *cnet_create_connection(
+    uv_loop_t *loop, const cnet_connect_options_t *opts,
+    cnet_socket_listener connect_listener, void *ctx);
+CNET_EXTERN cnet_socket_t *cnet_connect(uv_loop_t *loop,
+                                        const cnet_connect_options_t *opts,
+                                        cnet_socket_listener connect_listener,
+                                        void *ctx);
+
+/* Called once per write, in order: err NULL when the data was handed to the
+ * kernel, else why it was not (the socket may be gone after an error:
+ * ERR_STREAM_DESTROYED, ERR_STREAM_WRITE_AFTER_END, write EPIPE, ...). Never
+ * called from inside the call that took the write. */
+typedef void (*cnet_write_cb)(cnet_socket_t *s, const cnet_error_t *err,
+                              void *ctx);
+/* Releases a buffer given to cnet_socket_write_owned(). */
+typedef void (*cnet_release_fn)(void *data, size_t len, void *ctx);
+
+/* socket.write(data[, callback]). The bytes are yours again when this
+ * returns: what the kernel does not take at once is copied. Returns 1 when
+ * all of it reached the kernel during the call, 0 when some was queued in
+ * user memory (wait for 'drain' before writing much more), or a negative
+ * code for misuse Node throws for (ERR_STREAM_NULL_VALUES for NULL data
+ * with len > 0; then nothing was done and cb never runs). Writes while
+ * connecting are queued and sent after 'connect'. Failures at run time
+ * reach cb (and 'error' where Node emits one): write after end() gives
+ * ERR_STREAM_WRITE_AFTER_END, write after destroy ERR_STREAM_DESTROYED
+ * (callback only). */
+CNET_EXTERN int cnet_socket_write(cnet_socket_t *s, const void *data,
+                                  size_t len, cnet_write_cb cb, void *ctx);
+
+/* Zero-copy write: cnet keeps a pointer to data and calls
+ * release(data, len, release_ctx) exactly once when done with it -- after
+ * cb, also on error or destroy. release NULL means the bytes outlive the
+ * socket (a literal, a static table). A negative return means nothing was
+ * taken and release is not called. Otherwise as cnet_socket_write. */
+CNET_EXTERN int cnet_socket_write_owned(cnet_socket_t *s, void *data,
+                                        size_t len, cnet_release_fn release,
+                                        void *release_ctx, cnet_write_cb cb,
+                                        void *ctx);
+
+/* socket.end([data][, callback]) -- write data (may be NULL/0), then send
+ * FIN once everything queued is out; 'finish' follows. cb (may be NULL) runs
+ * just before the 'finish' listeners, or with the error if the socket is
+ * destroyed first. Ending twice is harmless. Returns 0 or a negative code
+ * as cnet_socket_write. */
+CNET_EXTERN int cnet_socket_end(cnet_socket_t *s, const void *data,
+                                size_t len, cnet_write_cb cb, void *ctx);
+
+/* socket.destroy([error]) -- close now, dropping queued writes (their
+ * callbacks get ERR_STREAM_DESTROYED, or ECANCELED for data already handed
+ * to libuv). With err, 'error' (a copy of *err) is emitted first; then
+ * 'close' with had_error. Idempotent; safe from any listener. */
+CNET_EXTERN void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err);
+
+/* Give back a socket you own (cnet_socket_new) or retained: destroys it if
+ * open. Its 'close' listeners still run; the memory goes after them. */
+CNET_EXTERN void cnet_socket_free(cnet_socket_t *s);
+/* Keep a cnet-owned socket (accepted, create_connection) past its 'close';
+ * each retain is matched by one cnet_socket_release(). */
+CNET_EXTERN void cnet_socket_retain(cnet_socket_t *s);
+CNET_EXTERN void cnet_socket_release(cnet_socket_t *s);
+
+/* socket.pause() / socket.resume() / socket.isPaused(). A paused socket reads
+ * nothing: the kernel's receive window pushes back on the peer. Adding the
+ * first 'data' listener resumes a socket that was never paused, as Node. */
+CNET_EXTERN void cnet_socket_pause(cnet_socket_t *s);
+CNET_EXTERN void cnet_socket_resume(cnet_socket_t *s);
+CNET_EXTERN bool cnet_socket_is_paused(const cnet_socket_t *s);
+
+/* readable.pipe(destination[, options]). */
+typedef struct cnet_pipe_options_s {
+  bool no_end; /* Node's {end: false}: do not end dst when src ends */
+} cnet_pipe_options_t;
+
+/* src.pipe(dst): everything read from src is written to dst. When a write
+ * to dst queues, src pauses until dst's 'drain', so a fast source never
+ * grows dst's queue beyond about one read. dst is ended on src's 'end'
+ * unless opts->no_end. src == dst is allowed (the echo server). Returns 0,
+ * UV_ENOMEM, or UV_EINVAL. The pipe goes away when either side closes. */
+CNET_EXTERN int cnet_socket_pipe(cnet_socket_t *src, cnet_socket_t *dst,
+                                 const cnet_pipe_options_t *opts);
+/* readable.unpipe([destination]); dst NULL removes every pipe from src. */
+CNET_EXTERN int cnet_socket_unpipe(cnet_socket_t *src, cnet_socket_t *dst);
+
+/* socket.setNoDelay([noDelay]) / socket.setKeepAlive([enable][,
+ * initialDelay]) -- remembered and applied when the connection exists. */
+CNET_EXTERN void cnet_socket_set_no_delay(cnet_socket_t *s, bool no_delay);
+CNET_EXTERN void cnet_socket_set_keep_alive(cnet_socket_t *s, bool enable,
+                                            unsigned initial_delay_ms);
+
+/* socket.ref() / socket.unref(): whether the socket keeps the loop alive. */
+CNET_EXTERN void cnet_socket_ref(cnet_socket_t *s);
+CNET_EXTERN void cnet_socket_unref(cnet_socket_t *s);
+
+/* Properties. */
+CNET_EXTERN bool cnet_socket_connecting(const cnet_socket_t *s);
+CNET_EXTERN bool cnet_socket_pending(const cnet_socket_t *s);
+CNET_EXTERN bool cnet_socket_destroyed(const cnet_socket_t *s);
+/* "opening", "open", "readOnly", "writeOnly" or "closed" */
+CNET_EXTERN const char *cnet_socket_ready_state(const cnet_socket_t *s);
+CNET_EXTERN uint64_t cnet_socket_bytes_read(const cnet_socket_t *s);
+/* Bytes given to write()/end(), queued ones included (Node's count). */
+CNET_EXTERN uint64_t cnet_socket_bytes_written(const cnet_socket_t *s);
+/* Bytes queued in user memory, not yet handed to the kernel. */
+CNET_EXTERN size_t cnet_socket_writable_length(const cnet_socket_t *s);
+/* The server that accepted this socket, or NULL. */
+CNET_EXTERN cnet_server_t *cnet_socket_server(const cnet_socket_t *s);
+
+/* socket.address() -- the local end. 0, or UV_ENOTCONN when not connected. */
+CNET_EXTERN int cnet_socket_address(const cnet_socket_t *s,
+                                    cnet_address_t *out);
+/* socket.remoteAddress / remotePort / remoteFamily in one call. The value
+ * is kept from connect time, so it is still there after 'close'. 0, or
+ * UV_ENOTCONN when never connected (Node: undefined). */
+CNET_EXTERN int cnet_socket_remote_address(const cnet_socket_t *s,
+                                           cnet_address_t *out);
+
+CNET_EXTERN void cnet_socket_set_data(cnet_socket_t *s, void *data);
+CNET_EXTERN void *cnet_socket_get_data(const cnet_socket_t *s);
+CNET_EXTERN uv_loop_t *cnet_socket_loop(const cnet_socket_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CNET_H */

@@ -1,0 +1,53 @@
+/* Addresses as Node shows them: sockaddr to text/port/family, IP literals to
+ * sockaddr, and the checks a Unix socket path must pass. */
+#include "internal.h"
+
+#include <stdio.h>
+#include <sys/un.h>
+
+const char *cnet_family_name(int family) {
+  return family == 4 ? "IPv4" : family == 6 ? "IPv6" : NULL;
+}
+
+void cnet__address_from_sockaddr(cnet_address_t *out,
+                                 const struct sockaddr *sa) {
+  memset(out, 0, sizeof(*out));
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    uv_ip6_name(in6, out->address, sizeof(out->address));
+    out->port = ntohs(in6->sin6_port);
+    out->family = 6;
+  } else if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+    uv_ip4_name(in4, out->address, sizeof(out->address));
+    out->port = ntohs(in4->sin_port);
+    out->family = 4;
+  }
+  out->address_len = strlen(out->address);
+}
+
+int cnet__sockaddr_from_ip(cnet__sockaddr_t *out, const char *ip, int port) {
+  memset(out, 0, sizeof(*out));
+  switch (cnet_is_ip(ip)) {
+  case 4:
+    return uv_ip4_addr(ip, port, &out->in4);
+  case 6:
+    return uv_ip6_addr(ip, port, &out->in6); /* keeps a %zone as scope id */
+  default:
+    return UV_EINVAL;
+  }
+}
+
+/* Node v20 silently truncates a path longer than sun_path and binds a
+ * different name; cnet refuses instead (DESIGN: safe where Node is not). */
+int cnet__check_pipe_path(const char *path, size_t len) {
+  struct sockaddr_un un;
+
+  if (path == NULL || len == 0)
+    return UV_EINVAL;
+  if (len >= sizeof(un.sun_path))
+    return UV_ENAMETOOLONG;
+  if (memchr(path, '\0', len) != NULL)
+    return UV_EINVAL; /* abstract names need libuv >= 1.46 or own code */
+  return 0;
+}

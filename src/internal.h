@@ -1,0 +1,243 @@
+/* What src/ files share and the public never sees. Internal names start
+ * with cnet__; internal functions assert their preconditions, only the
+ * public functions validate. */
+#ifndef CNET_INTERNAL_H
+#define CNET_INTERNAL_H
+
+#include "cnet.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define CNET__DEFAULT_HWM 16384
+#define CNET__DEFAULT_BACKLOG 511
+#define CNET__SLAB_SIZE 65536
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* Out of memory where the API has no way to report it (deferring an event):
+ * print one line and abort, rather than lose an event silently. */
+void *cnet__xmalloc(size_t n);
+
+/* ---- emitter (emitter.c) ------------------------------------------------- */
+
+typedef void (*cnet__any_fn)(void); /* any listener type; cast back to call */
+
+typedef struct {
+  cnet__any_fn fn; /* NULL marks a removed slot */
+  void *ctx;
+  uint8_t type;
+  uint8_t once;
+  uint8_t prepend; /* added by prepend during an emit: moved first later */
+} cnet__listener_t;
+
+typedef struct {
+  cnet__listener_t *items; /* points at inline_ until it grows */
+  uint16_t len, cap;
+  uint16_t emitting; /* nesting depth of running emits */
+  uint16_t dead;     /* removed slots waiting for compaction */
+  cnet__listener_t inline_[2];
+} cnet__emitter_t;
+
+typedef void (*cnet__invoke_fn)(void *self, cnet__any_fn fn,
+                                const cnet_event_t *ev, void *ctx);
+
+void cnet__emitter_init(cnet__emitter_t *em);
+void cnet__emitter_free(cnet__emitter_t *em);
+int cnet__emitter_add(cnet__emitter_t *em, cnet_event_type_t type,
+                      cnet__any_fn fn, void *ctx, bool once, bool prepend);
+void cnet__emitter_remove(cnet__emitter_t *em, cnet_event_type_t type,
+                          cnet__any_fn fn, void *ctx);
+void cnet__emitter_remove_type(cnet__emitter_t *em, cnet_event_type_t type);
+size_t cnet__emitter_count(const cnet__emitter_t *em, cnet_event_type_t type);
+/* Calls every listener of ev->type; returns how many ran. The caller holds
+ * a reference on self for the duration. */
+size_t cnet__emit(cnet__emitter_t *em, void *self, const cnet_event_t *ev,
+                  cnet__invoke_fn invoke);
+
+/* ---- per-loop state and the tick queue (loop.c) -------------------------- */
+
+typedef struct cnet__tick_s cnet__tick_t;
+typedef void (*cnet__tick_fn)(cnet__tick_t *t);
+
+/* A deferred call: Node's process.nextTick. Ticks come from a per-loop free
+ * list, so deferring costs no allocation once the loop is warm. */
+struct cnet__tick_s {
+  cnet__tick_t *next;
+  cnet__tick_fn fn;
+  void (*done)(void *obj); /* drops the tick's reference on obj after fn */
+  void *obj;
+  void *p1, *p2, *p3;
+  int status;
+};
+
+typedef struct cnet__loop_s {
+  uv_loop_t *uv;
+  uv_idle_t idle;   /* runs ticks queued from outside any cnet callback */
+  unsigned refs;    /* live cnet objects on this loop, plus callbacks */
+  unsigned depth;   /* nesting of cnet callbacks now running */
+  cnet__tick_t *head, *tail, *free_ticks;
+  char *slab;       /* the loop-wide read buffer (Node's slab) */
+  struct cnet__loop_s *next; /* the process-wide registry */
+} cnet__loop_t;
+
+cnet__loop_t *cnet__loop_get(uv_loop_t *uv); /* takes a reference; NULL:OOM */
+void cnet__loop_put(cnet__loop_t *L);
+/* Bracket every libuv callback cnet receives: leaving the outermost one
+ * drains the tick queue, the way Node drains nextTick after a callback. */
+void cnet__loop_enter(cnet__loop_t *L);
+void cnet__loop_leave(cnet__loop_t *L);
+cnet__tick_t *cnet__tick_new(cnet__loop_t *L, cnet__tick_fn fn, void *obj);
+void cnet__tick_push(cnet__loop_t *L, cnet__tick_t *t);
+
+/* ---- errors (error.c) ----------------------------------------------------- */
+
+/* The five builders of lib/internal/errors.js. */
+void cnet__error_errno(cnet_error_t *e, int err, const char *syscall);
+void cnet__error_host_port(cnet_error_t *e, int err, const char *syscall,
+                           const char *address, int port,
+                           const char *local_address, int local_port);
+void cnet__error_listen(cnet_error_t *e, int err, const char *address,
+                        int port);
+void cnet__error_dns(cnet_error_t *e, int err, const char *hostname);
+void cnet__error_node(cnet_error_t *e, int code, ...);
+/* An error with Node's code for err and a message of its own. */
+void cnet__error_custom(cnet_error_t *e, int err, const char *message);
+/* Record a synchronous failure for cnet_last_error() and return its code. */
+int cnet__fail(int code, ...);
+int cnet__fail_errno(int err, const char *syscall);
+int cnet__fail_error(const cnet_error_t *e);
+void cnet__unhandled_error(const char *what, const cnet_error_t *err);
+/* ERR_SOCKET_BAD_PORT's "Received ..." part for an int. */
+int cnet__check_port(int port, const char *name);
+
+/* ---- addresses (ip.c / address.c) ----------------------------------------- */
+
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} cnet__sockaddr_t;
+
+/* Text, port and family of a sockaddr (family 4 or 6). */
+void cnet__address_from_sockaddr(cnet_address_t *out, const struct sockaddr *sa);
+/* A literal IP and a port into a sockaddr; 0, or UV_EINVAL if host is not
+ * an IP literal. */
+int cnet__sockaddr_from_ip(cnet__sockaddr_t *out, const char *ip, int port);
+/* Checks a Unix socket path: UV_ENAMETOOLONG past sun_path, UV_EINVAL for
+ * an empty one. */
+int cnet__check_pipe_path(const char *path, size_t len);
+
+/* ---- name lookup (lookup.c) ---------------------------------------------- */
+
+typedef struct cnet__lookup_s cnet__lookup_t;
+/* err 0 with an addrinfo list (freed by the caller with uv_freeaddrinfo),
+ * or a negative UV_EAI_* code. Called later, from the loop. */
+typedef void (*cnet__lookup_cb)(cnet__lookup_t *req, int err,
+                                struct addrinfo *res, void *data);
+/* Starts a getaddrinfo for host with family 0/4/6. Returns 0 or an error;
+ * the callback runs once unless this fails. */
+int cnet__lookup(cnet__loop_t *L, const char *host, int family,
+                 cnet__lookup_cb cb, void *data);
+
+/* ---- socket and stream (socket.c, stream.c) ------------------------------ */
+
+enum {
+  S_HANDLE_OPEN = 1u << 0, /* h is initialised and not yet closed */
+  S_CONNECTING = 1u << 1,
+  S_CONNECTED = 1u << 2,
+  S_DESTROYED = 1u << 3,
+  S_READING = 1u << 4,  /* uv_read_start is active */
+  S_FLOWING = 1u << 5,  /* resume()d or has a 'data' listener */
+  S_PAUSED = 1u << 6,   /* pause()d: flowing is explicitly false */
+  S_EOF = 1u << 7,      /* the peer's FIN has been read */
+  S_END_EMITTED = 1u << 8,
+  S_ENDING = 1u << 9,   /* end() was called: no more writes */
+  S_SHUTDOWN = 1u << 10, /* FIN requested from libuv */
+  S_FINISHED = 1u << 11, /* 'finish' emitted */
+  S_NEED_DRAIN = 1u << 12,
+  S_HALF_OPEN = 1u << 13, /* allowHalfOpen */
+  S_HAD_ERROR = 1u << 14,
+  S_ERROR_EMITTED = 1u << 15,
+  S_PIPE = 1u << 16,    /* IPC (uv_pipe_t), else TCP */
+  S_UNREF = 1u << 17,
+  S_NO_DELAY = 1u << 18,
+  S_KEEP_ALIVE = 1u << 19,
+  S_USER_REF = 1u << 20, /* the user's reference (new, retain) is held */
+  S_REMOTE_KNOWN = 1u << 21,
+  S_COUNTED = 1u << 22, /* counted in server->connections */
+  S_AUTO_END = 1u << 23, /* an automatic end() is queued */
+};
+
+typedef struct cnet__chunk_s cnet__chunk_t;
+typedef struct cnet__connect_s cnet__connect_t;
+typedef struct cnet__pipe_s cnet__pipe_t;
+typedef struct cnet__end_cb_s cnet__end_cb_t;
+
+struct cnet_socket_s {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h; /* first, and never moves while open (libuv's rule) */
+  cnet__loop_t *loop;
+  cnet__emitter_t emitter;
+  uint32_t refs; /* user + open handle + running emits + pending requests */
+  uint32_t flags;
+  void *data;
+  cnet_server_t *server;
+  cnet__chunk_t *wq_head, *wq_tail; /* queued writes, oldest first */
+  unsigned wq_inflight;             /* chunks from head inside uv_write */
+  uv_write_t *wreq;                 /* kept once a socket has queued */
+  size_t writable_length;
+  uint64_t bytes_read, bytes_written;
+  cnet__end_cb_t *end_cbs;
+  cnet__pipe_t *pipes;    /* pipes whose source this is */
+  cnet__pipe_t *drain_waiters; /* pipes paused until this socket drains */
+  cnet_error_t *pending_error; /* to emit before 'close' */
+  cnet__connect_t *connect;    /* while connecting */
+  char *unread;           /* bytes read before anyone consumed them */
+  size_t unread_len;
+  uint32_t hwm;
+  uint32_t keep_alive_delay; /* seconds */
+  cnet__sockaddr_t remote;   /* cached on first read, kept after close */
+};
+
+void cnet__socket_retain(cnet_socket_t *s);
+void cnet__socket_release(cnet_socket_t *s); /* last touch of s */
+void cnet__socket_emit(cnet_socket_t *s, const cnet_event_t *ev);
+void cnet__socket_emit_simple(cnet_socket_t *s, cnet_event_type_t type);
+/* Queue a tick for s; fn runs with s alive, which is released after. */
+cnet__tick_t *cnet__socket_defer(cnet_socket_t *s, cnet__tick_fn fn, void *p1,
+                                 void *p2, int status);
+/* destroy(err) with an error built in place (copied). */
+void cnet__socket_destroy_errno(cnet_socket_t *s, int err, const char *sys);
+
+/* stream.c: the Duplex core. */
+void cnet__stream_connected(cnet_socket_t *s); /* flush, maybe read */
+void cnet__stream_maybe_read(cnet_socket_t *s);
+void cnet__stream_on_destroy(cnet_socket_t *s); /* fail queued writes */
+void cnet__stream_reset(cnet_socket_t *s);      /* for a new connect() */
+void cnet__stream_flush(cnet_socket_t *s);
+void cnet__stream_free(cnet_socket_t *s);
+
+/* socket.c: used by server.c for accepted sockets. */
+cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
+                                  size_t hwm);
+void cnet__socket_apply_options(cnet_socket_t *s);
+
+/* ---- server (server.c) ---------------------------------------------------- */
+
+void cnet__server_retain(cnet_server_t *srv);
+void cnet__server_release(cnet_server_t *srv);
+/* An accepted socket was destroyed: count it out, maybe emit 'close'. */
+void cnet__server_connection_gone(cnet_server_t *srv);
+
+#endif /* CNET_INTERNAL_H */

@@ -1,0 +1,153 @@
+/* Per-loop state: the tick queue (Node's process.nextTick), the loop-wide
+ * read slab, and cnet_run.
+ *
+ * cnet lives on loops it does not own, so it cannot use loop->data. A small
+ * process-wide registry maps a uv_loop_t to its state; objects look it up
+ * once, when they are made, and keep a pointer. The state goes away (its
+ * idle handle closed, so uv_loop_close() succeeds) when the last object on
+ * that loop has been freed. */
+#include "internal.h"
+
+#include <stdio.h>
+
+static uv_once_t registry_once = UV_ONCE_INIT;
+static uv_mutex_t registry_lock;
+static cnet__loop_t *registry;
+
+static void registry_init(void) {
+  if (uv_mutex_init(&registry_lock) != 0)
+    abort();
+}
+
+void *cnet__xmalloc(size_t n) {
+  void *p = malloc(n);
+
+  if (p == NULL) {
+    fprintf(stderr, "cnet: out of memory (%zu bytes)\n", n);
+    abort();
+  }
+  return p;
+}
+
+static void on_idle(uv_idle_t *idle) {
+  cnet__loop_t *L = container_of(idle, cnet__loop_t, idle);
+
+  cnet__loop_enter(L);
+  cnet__loop_leave(L); /* drains the queue */
+}
+
+static void on_loop_closed(uv_handle_t *h) {
+  cnet__loop_t *L = container_of(h, cnet__loop_t, idle);
+
+  while (L->free_ticks != NULL) {
+    cnet__tick_t *t = L->free_ticks;
+    L->free_ticks = t->next;
+    free(t);
+  }
+  free(L->slab);
+  free(L);
+}
+
+static cnet__loop_t *loop_create(uv_loop_t *uv) {
+  cnet__loop_t *L = calloc(1, sizeof(*L));
+
+  if (L == NULL)
+    return NULL;
+  L->uv = uv;
+  uv_idle_init(uv, &L->idle);
+  L->next = registry;
+  registry = L;
+  return L;
+}
+
+cnet__loop_t *cnet__loop_get(uv_loop_t *uv) {
+  cnet__loop_t *L;
+
+  if (uv == NULL)
+    uv = uv_default_loop();
+  uv_once(&registry_once, registry_init);
+  uv_mutex_lock(&registry_lock);
+  for (L = registry; L != NULL && L->uv != uv; L = L->next)
+    ;
+  if (L == NULL)
+    L = loop_create(uv);
+  if (L != NULL)
+    L->refs++;
+  uv_mutex_unlock(&registry_lock);
+  return L;
+}
+
+void cnet__loop_put(cnet__loop_t *L) {
+  assert(L->refs > 0);
+  if (--L->refs != 0)
+    return;
+  assert(L->head == NULL);
+  uv_mutex_lock(&registry_lock);
+  for (cnet__loop_t **p = &registry; *p != NULL; p = &(*p)->next) {
+    if (*p == L) {
+      *p = L->next;
+      break;
+    }
+  }
+  uv_mutex_unlock(&registry_lock);
+  uv_close((uv_handle_t *)&L->idle, on_loop_closed);
+}
+
+void cnet__loop_enter(cnet__loop_t *L) {
+  L->depth++;
+  L->refs++; /* the state outlives whatever the callback frees */
+}
+
+static void drain(cnet__loop_t *L) {
+  cnet__tick_t *t;
+
+  while ((t = L->head) != NULL) {
+    L->head = t->next;
+    if (L->head == NULL)
+      L->tail = NULL;
+    t->fn(t);
+    if (t->done != NULL)
+      t->done(t->obj);
+    t->next = L->free_ticks;
+    L->free_ticks = t;
+  }
+  uv_idle_stop(&L->idle);
+}
+
+void cnet__loop_leave(cnet__loop_t *L) {
+  assert(L->depth > 0);
+  if (L->depth == 1 && L->head != NULL)
+    drain(L); /* still counted as inside: ticks queued now run here too */
+  L->depth--;
+  cnet__loop_put(L);
+}
+
+cnet__tick_t *cnet__tick_new(cnet__loop_t *L, cnet__tick_fn fn, void *obj) {
+  cnet__tick_t *t = L->free_ticks;
+
+  if (t != NULL)
+    L->free_ticks = t->next;
+  else
+    t = cnet__xmalloc(sizeof(*t));
+  memset(t, 0, sizeof(*t));
+  t->fn = fn;
+  t->obj = obj;
+  return t;
+}
+
+void cnet__tick_push(cnet__loop_t *L, cnet__tick_t *t) {
+  t->next = NULL;
+  if (L->tail != NULL)
+    L->tail->next = t;
+  else
+    L->head = t;
+  L->tail = t;
+  /* Outside any cnet callback nobody will drain on the way out: let the
+   * loop come round once more without blocking in poll. */
+  if (L->depth == 0 && !uv_is_active((uv_handle_t *)&L->idle))
+    uv_idle_start(&L->idle, on_idle);
+}
+
+int cnet_run(void) {
+  return uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+}

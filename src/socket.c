@@ -1,0 +1,684 @@
+/* net.Socket: lifetime (references, destroy, 'close'), connect over TCP and
+ * IPC, options, addresses and the listener API. The stream half -- reading,
+ * writing, ending, piping -- is in stream.c. */
+#include "internal.h"
+
+#include <stdio.h>
+
+#define CNET__NO_PORT INT32_MIN
+
+struct cnet__connect_s {
+  uv_connect_t req;
+  cnet__sockaddr_t sa;
+  int port;
+  char address[CNET_ADDR_MAX]; /* the IP tried, or the IPC path */
+  char host[CNET_HOST_MAX];    /* the name looked up */
+};
+
+/* ---- references and events -------------------------------------------- */
+
+static void socket_invoke(void *self, cnet__any_fn fn, const cnet_event_t *ev,
+                          void *ctx) {
+  ((cnet_socket_listener)fn)((cnet_socket_t *)self, ev, ctx);
+}
+
+void cnet__socket_retain(cnet_socket_t *s) {
+  s->refs++;
+}
+
+static void socket_free(cnet_socket_t *s) {
+  cnet__loop_t *L = s->loop;
+
+  cnet__stream_free(s);
+  cnet__emitter_free(&s->emitter);
+  free(s->pending_error);
+  free(s->connect);
+  if (s->server != NULL)
+    cnet__server_release(s->server);
+  free(s);
+  cnet__loop_put(L);
+}
+
+/* Releasing a reference is the last time a function touches the object. */
+void cnet__socket_release(cnet_socket_t *s) {
+  assert(s->refs > 0);
+  if (--s->refs == 0)
+    socket_free(s);
+}
+
+void cnet__socket_emit(cnet_socket_t *s, const cnet_event_t *ev) {
+  s->refs++;
+  cnet__emit(&s->emitter, s, ev, socket_invoke);
+  cnet__socket_release(s);
+}
+
+void cnet__socket_emit_simple(cnet_socket_t *s, cnet_event_type_t type) {
+  cnet_event_t ev = {.type = type};
+
+  cnet__socket_emit(s, &ev);
+}
+
+static void release_tick_ref(void *obj) {
+  cnet__socket_release(obj);
+}
+
+/* The tick holds a reference: the socket is alive while fn runs. */
+cnet__tick_t *cnet__socket_defer(cnet_socket_t *s, cnet__tick_fn fn, void *p1,
+                                 void *p2, int status) {
+  cnet__tick_t *t = cnet__tick_new(s->loop, fn, s);
+
+  t->done = release_tick_ref;
+  t->p1 = p1;
+  t->p2 = p2;
+  t->status = status;
+  s->refs++;
+  cnet__tick_push(s->loop, t);
+  return t;
+}
+
+cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
+                                  size_t hwm) {
+  cnet_socket_t *s = calloc(1, sizeof(*s));
+
+  if (s == NULL)
+    return NULL;
+  s->loop = L;
+  cnet__emitter_init(&s->emitter);
+  s->hwm = hwm != 0 && hwm <= UINT32_MAX ? (uint32_t)hwm : CNET__DEFAULT_HWM;
+  if (half_open)
+    s->flags |= S_HALF_OPEN;
+  return s;
+}
+
+cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
+                               const cnet_socket_options_t *opts) {
+  static const cnet_socket_options_t defaults;
+  cnet__loop_t *L = cnet__loop_get(loop);
+  cnet_socket_t *s;
+
+  if (opts == NULL)
+    opts = &defaults;
+  s = L != NULL ? cnet__socket_alloc(L, opts->allow_half_open,
+                                     opts->high_water_mark)
+                : NULL;
+  if (s == NULL) {
+    if (L != NULL)
+      cnet__loop_put(L);
+    cnet__fail(UV_ENOMEM);
+    return NULL;
+  }
+  s->refs = 1;
+  s->flags |= S_USER_REF;
+  return s;
+}
+
+/* ---- destroy and close ------------------------------------------------- */
+
+/* EN-10: 'error' at most once, always before 'close'. With nobody listening
+ * it goes to the unhandled-error handler instead of killing the process. */
+static void emit_pending_error(cnet_socket_t *s) {
+  cnet_error_t *err = s->pending_error;
+  cnet_event_t ev = {.type = CNET_EV_ERROR};
+
+  if (err == NULL)
+    return;
+  s->pending_error = NULL;
+  s->flags |= S_ERROR_EMITTED;
+  ev.error = err;
+  if (cnet__emitter_count(&s->emitter, CNET_EV_ERROR) == 0)
+    cnet__unhandled_error("socket", err);
+  else
+    cnet__socket_emit(s, &ev);
+  free(err);
+}
+
+static void run_pending_error(cnet__tick_t *t) {
+  emit_pending_error(t->obj);
+}
+
+static void emit_close(cnet_socket_t *s) {
+  cnet_event_t ev = {.type = CNET_EV_CLOSE};
+
+  emit_pending_error(s);
+  ev.close.had_error = (s->flags & S_HAD_ERROR) != 0;
+  cnet__socket_emit(s, &ev);
+}
+
+static void run_close(cnet__tick_t *t) {
+  emit_close(t->obj);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
+  cnet__loop_t *L = s->loop;
+
+  cnet__loop_enter(L);
+  s->flags &= ~S_HANDLE_OPEN; /* a 'close' listener may connect again */
+  emit_close(s);
+  cnet__socket_release(s); /* the handle's reference */
+  cnet__loop_leave(L);
+}
+
+void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err) {
+  if (s == NULL || (s->flags & S_DESTROYED))
+    return; /* idempotent, like Node's destroy() */
+  s->flags |= S_DESTROYED;
+  if (err != NULL) {
+    s->pending_error = cnet__xmalloc(sizeof(*s->pending_error));
+    *s->pending_error = *err;
+    s->flags |= S_HAD_ERROR;
+    cnet__socket_defer(s, run_pending_error, NULL, NULL, 0);
+  }
+  if (s->flags & S_COUNTED) {
+    s->flags &= ~S_COUNTED;
+    cnet__server_connection_gone(s->server);
+  }
+  cnet__stream_on_destroy(s);
+  s->flags &= ~S_CONNECTING;
+  if (s->flags & S_HANDLE_OPEN)
+    uv_close(&s->h.handle, on_handle_closed); /* cancels connect and writes */
+  else
+    cnet__socket_defer(s, run_close, NULL, NULL, 0);
+}
+
+void cnet__socket_destroy_errno(cnet_socket_t *s, int err, const char *sys) {
+  cnet_error_t e;
+
+  cnet__error_errno(&e, err, sys);
+  cnet_socket_destroy(s, &e);
+}
+
+void cnet_socket_free(cnet_socket_t *s) {
+  if (s == NULL)
+    return;
+  cnet_socket_destroy(s, NULL);
+  if (s->flags & S_USER_REF) {
+    s->flags &= ~S_USER_REF;
+    cnet__socket_release(s);
+  }
+}
+
+void cnet_socket_retain(cnet_socket_t *s) {
+  if (s != NULL)
+    s->refs++;
+}
+
+void cnet_socket_release(cnet_socket_t *s) {
+  if (s != NULL)
+    cnet__socket_release(s);
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
+void cnet__socket_apply_options(cnet_socket_t *s) {
+  if (s->flags & S_PIPE)
+    return;
+  if (s->flags & S_NO_DELAY)
+    uv_tcp_nodelay(&s->h.tcp, 1);
+  if (s->flags & S_KEEP_ALIVE)
+    uv_tcp_keepalive(&s->h.tcp, 1, s->keep_alive_delay);
+}
+
+static void connect_failed(cnet_socket_t *s, int status) {
+  cnet__connect_t *c = s->connect;
+  cnet_error_t err;
+
+  cnet__error_host_port(&err, status, "connect", c->address,
+                        (s->flags & S_PIPE) ? 0 : c->port, NULL, 0);
+  cnet_socket_destroy(s, &err);
+}
+
+static void connect_succeeded(cnet_socket_t *s) {
+  if (!(s->flags & S_PIPE)) {
+    s->remote = s->connect->sa;
+    s->flags |= S_REMOTE_KNOWN;
+  }
+  free(s->connect);
+  s->connect = NULL;
+  s->flags = (s->flags & ~S_CONNECTING) | S_CONNECTED;
+  cnet__socket_apply_options(s);
+  cnet__socket_emit_simple(s, CNET_EV_CONNECT);
+  if (!(s->flags & S_DESTROYED))
+    cnet__socket_emit_simple(s, CNET_EV_READY); /* CE-01: right after */
+  if (!(s->flags & S_DESTROYED))
+    cnet__stream_connected(s);
+}
+
+static void on_connected(uv_connect_t *req, int status) {
+  cnet_socket_t *s = req->data;
+  cnet__loop_t *L = s->loop;
+
+  cnet__loop_enter(L);
+  if (!(s->flags & S_DESTROYED)) { /* else ECANCELED from destroy() */
+    if (status < 0)
+      connect_failed(s, status);
+    else
+      connect_succeeded(s);
+  }
+  cnet__socket_release(s); /* the request's reference */
+  cnet__loop_leave(L);
+}
+
+static void attempt_tcp(cnet_socket_t *s) {
+  cnet__connect_t *c = s->connect;
+  int err;
+
+  c->req.data = s;
+  err = uv_tcp_connect(&c->req, &s->h.tcp, &c->sa.sa, on_connected);
+  if (err != 0) {
+    connect_failed(s, err); /* CE-05: emitted, not returned */
+    return;
+  }
+  s->refs++;
+}
+
+/* DN-01: even for an IP literal the attempt waits one tick, so destroy()
+ * right after connect() prevents it. */
+static void run_attempt(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
+
+  if (!(s->flags & S_DESTROYED))
+    attempt_tcp(s);
+}
+
+static const struct addrinfo *first_usable(const struct addrinfo *ai) {
+  for (; ai != NULL; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+      return ai;
+  return NULL;
+}
+
+static void emit_lookup(cnet_socket_t *s, const cnet_error_t *err) {
+  cnet__connect_t *c = s->connect;
+  cnet_event_t ev = {.type = CNET_EV_LOOKUP};
+
+  ev.lookup.error = err;
+  ev.lookup.host = c->host;
+  if (err == NULL) {
+    ev.lookup.address = c->address;
+    ev.lookup.family = c->sa.sa.sa_family == AF_INET6 ? 6 : 4;
+  }
+  cnet__socket_emit(s, &ev);
+}
+
+/* DN-02/DN-04: 'lookup' first, then the attempt or the error. This takes
+ * the first usable address, as Node does with autoSelectFamily off. */
+static void on_lookup(cnet__lookup_t *req, int status, struct addrinfo *res,
+                      void *data) {
+  cnet_socket_t *s = data;
+  cnet__connect_t *c = s->connect;
+  const struct addrinfo *ai = first_usable(res);
+  cnet_error_t err;
+  cnet_address_t a;
+
+  (void)req;
+  if (s->flags & S_DESTROYED) { /* DN-08: a late answer is dropped */
+  } else if (status != 0 || ai == NULL) {
+    cnet__error_dns(&err, status != 0 ? status : UV_EAI_NONAME, c->host);
+    emit_lookup(s, &err);
+    cnet_socket_destroy(s, &err);
+  } else {
+    memcpy(&c->sa, ai->ai_addr, ai->ai_addrlen);
+    c->sa.in4.sin_port = htons((uint16_t)c->port);
+    cnet__address_from_sockaddr(&a, &c->sa.sa);
+    memcpy(c->address, a.address, sizeof(c->address));
+    emit_lookup(s, NULL);
+    if (!(s->flags & S_DESTROYED))
+      attempt_tcp(s);
+  }
+  if (res != NULL)
+    uv_freeaddrinfo(res);
+  cnet__socket_release(s);
+}
+
+static int start_tcp(cnet_socket_t *s, const char *host, int family) {
+  cnet__connect_t *c = s->connect;
+  int err;
+
+  snprintf(c->host, sizeof(c->host), "%s", host);
+  if (cnet__sockaddr_from_ip(&c->sa, host, c->port) == 0) {
+    snprintf(c->address, sizeof(c->address), "%s", host);
+    cnet__socket_defer(s, run_attempt, NULL, NULL, 0);
+    return 0;
+  }
+  err = cnet__lookup(s->loop, host, family, on_lookup, s);
+  if (err == 0)
+    s->refs++;
+  return err;
+}
+
+static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
+  cnet__connect_t *c = s->connect;
+
+  memcpy(c->address, path, len);
+  c->address[len] = '\0';
+  c->req.data = s;
+  uv_pipe_connect(&c->req, &s->h.pipe, c->address, on_connected);
+  s->refs++;
+}
+
+static int check_connect(const cnet_socket_t *s,
+                         const cnet_connect_options_t *o, int port,
+                         size_t *path_len) {
+  int err;
+
+  if (s == NULL || o == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"options\" argument",
+                      "object", "NULL");
+  if ((s->flags & (S_CONNECTING | S_CONNECTED | S_HANDLE_OPEN)) &&
+      !((s->flags & S_DESTROYED) && !(s->flags & S_HANDLE_OPEN)))
+    return cnet__fail_errno(UV_EBUSY, "connect");
+  if (o->path != NULL) {
+    *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
+    err = cnet__check_pipe_path(o->path, *path_len);
+    return err != 0 ? cnet__fail_errno(err, "connect") : 0;
+  }
+  if (port == CNET__NO_PORT)
+    return cnet__fail(CNET_ERR_MISSING_ARGS,
+                      "\"options\" or \"port\" or \"path\"");
+  if (o->family != 0 && o->family != 4 && o->family != 6) {
+    char received[32];
+    snprintf(received, sizeof(received), "%d", o->family);
+    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.family'",
+                      "must be one of: 0, 4, 6", received);
+  }
+  return cnet__check_port(port, "Port");
+}
+
+/* A socket that closed may connect again: counters and state start over
+ * (CN-18); listeners stay. */
+static void reset_for_connect(cnet_socket_t *s) {
+  uint32_t keep = S_USER_REF | S_HALF_OPEN | S_UNREF | S_NO_DELAY |
+                  S_KEEP_ALIVE | S_PAUSED;
+
+  s->flags &= keep;
+  cnet__stream_reset(s);
+}
+
+static int init_handle(cnet_socket_t *s, bool ipc) {
+  int err = ipc ? uv_pipe_init(s->loop->uv, &s->h.pipe, 0)
+                : uv_tcp_init(s->loop->uv, &s->h.tcp);
+
+  if (err != 0)
+    return err;
+  s->flags |= S_HANDLE_OPEN | (ipc ? S_PIPE : 0);
+  s->refs++; /* the open handle's reference, dropped after 'close' */
+  if (s->flags & S_UNREF)
+    uv_unref(&s->h.handle);
+  return 0;
+}
+
+static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
+                           int port, cnet_socket_listener cb, void *ctx) {
+  size_t path_len = 0;
+  int err;
+
+  if ((err = check_connect(s, o, port, &path_len)) != 0)
+    return err;
+  if ((s->connect = calloc(1, sizeof(*s->connect))) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  if (s->flags & S_DESTROYED)
+    reset_for_connect(s);
+  if ((err = init_handle(s, o->path != NULL)) != 0) {
+    free(s->connect);
+    s->connect = NULL;
+    return cnet__fail_errno(err, "connect");
+  }
+  if (o->no_delay)
+    s->flags |= S_NO_DELAY;
+  if (o->keep_alive)
+    cnet_socket_set_keep_alive(s, true, o->keep_alive_initial_delay);
+  if (cb != NULL)
+    cnet_socket_once(s, CNET_EV_CONNECT, cb, ctx);
+  s->flags |= S_CONNECTING;
+  s->connect->port = port;
+  if (o->path != NULL)
+    start_ipc(s, o->path, path_len);
+  else if ((err = start_tcp(s, o->host != NULL ? o->host : "localhost",
+                            o->family)) != 0)
+    cnet__socket_destroy_errno(s, err, "getaddrinfo");
+  return 0;
+}
+
+/* In the options form, port 0 means "not given" (zero is the default of
+ * every option); only cnet_socket_connect_port can ask for port 0. */
+int cnet_socket_connect(cnet_socket_t *s, const cnet_connect_options_t *opts,
+                        cnet_socket_listener cb, void *ctx) {
+  int port = opts != NULL && opts->port != 0 ? opts->port : CNET__NO_PORT;
+
+  return connect_options(s, opts, port, cb, ctx);
+}
+
+/* PT-05: port 0 passes validation and fails at connect time. */
+int cnet_socket_connect_port(cnet_socket_t *s, int port, const char *host,
+                             cnet_socket_listener cb, void *ctx) {
+  cnet_connect_options_t o = {.port = port, .host = host};
+
+  return connect_options(s, &o, port, cb, ctx);
+}
+
+int cnet_socket_connect_path(cnet_socket_t *s, const char *path,
+                             cnet_socket_listener cb, void *ctx) {
+  cnet_connect_options_t o = {.path = path};
+
+  if (path == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"path\" argument",
+                      "string", "NULL");
+  return cnet_socket_connect(s, &o, cb, ctx);
+}
+
+cnet_socket_t *cnet_create_connection(uv_loop_t *loop,
+                                      const cnet_connect_options_t *opts,
+                                      cnet_socket_listener connect_listener,
+                                      void *ctx) {
+  cnet_socket_options_t so = {0};
+  cnet_socket_t *s;
+
+  if (opts != NULL) {
+    so.allow_half_open = opts->allow_half_open;
+    so.high_water_mark = opts->high_water_mark;
+  }
+  if ((s = cnet_socket_new(loop, &so)) == NULL)
+    return NULL;
+  if (cnet_socket_connect(s, opts, connect_listener, ctx) != 0) {
+    cnet_socket_free(s);
+    return NULL;
+  }
+  /* cnet owns it from here: the open handle keeps it until 'close'. */
+  s->flags &= ~S_USER_REF;
+  cnet__socket_release(s);
+  return s;
+}
+
+cnet_socket_t *cnet_connect(uv_loop_t *loop, const cnet_connect_options_t *opts,
+                            cnet_socket_listener connect_listener, void *ctx) {
+  return cnet_create_connection(loop, opts, connect_listener, ctx);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+void cnet_socket_set_no_delay(cnet_socket_t *s, bool no_delay) {
+  if (s == NULL)
+    return;
+  if (no_delay == !!(s->flags & S_NO_DELAY))
+    return; /* OP-01: the handle is called only on a change */
+  s->flags ^= S_NO_DELAY;
+  if ((s->flags & (S_CONNECTED | S_DESTROYED | S_PIPE)) == S_CONNECTED)
+    uv_tcp_nodelay(&s->h.tcp, no_delay);
+}
+
+void cnet_socket_set_keep_alive(cnet_socket_t *s, bool enable,
+                                unsigned initial_delay_ms) {
+  unsigned delay;
+
+  if (s == NULL)
+    return;
+  /* OP-03: whole seconds; 0 leaves the delay as it was. */
+  delay = initial_delay_ms != 0 ? initial_delay_ms / 1000 : s->keep_alive_delay;
+  if (enable == !!(s->flags & S_KEEP_ALIVE) && delay == s->keep_alive_delay)
+    return;
+  s->flags = enable ? s->flags | S_KEEP_ALIVE : s->flags & ~S_KEEP_ALIVE;
+  s->keep_alive_delay = delay;
+  if ((s->flags & (S_CONNECTED | S_DESTROYED | S_PIPE)) == S_CONNECTED)
+    uv_tcp_keepalive(&s->h.tcp, enable, delay);
+}
+
+void cnet_socket_ref(cnet_socket_t *s) {
+  if (s == NULL)
+    return;
+  s->flags &= ~S_UNREF;
+  if (s->flags & S_HANDLE_OPEN)
+    uv_ref(&s->h.handle);
+}
+
+void cnet_socket_unref(cnet_socket_t *s) {
+  if (s == NULL)
+    return;
+  s->flags |= S_UNREF;
+  if (s->flags & S_HANDLE_OPEN)
+    uv_unref(&s->h.handle);
+}
+
+/* ---- properties -------------------------------------------------------- */
+
+bool cnet_socket_connecting(const cnet_socket_t *s) {
+  return s != NULL && (s->flags & S_CONNECTING) != 0;
+}
+
+/* ST-02: no connection yet, still connecting, or destroyed. */
+bool cnet_socket_pending(const cnet_socket_t *s) {
+  return s == NULL || (s->flags & (S_CONNECTED | S_DESTROYED)) != S_CONNECTED;
+}
+
+bool cnet_socket_destroyed(const cnet_socket_t *s) {
+  return s != NULL && (s->flags & S_DESTROYED) != 0;
+}
+
+/* Node's getter: readable until 'end', writable until end(), neither once
+ * destroyed; a fresh socket is "open" (SC-01). */
+const char *cnet_socket_ready_state(const cnet_socket_t *s) {
+  bool readable, writable;
+
+  if (s == NULL)
+    return "closed";
+  if (s->flags & S_CONNECTING)
+    return "opening";
+  readable = !(s->flags & (S_DESTROYED | S_END_EMITTED));
+  writable = !(s->flags & (S_DESTROYED | S_ENDING));
+  if (readable && writable)
+    return "open";
+  if (readable)
+    return "readOnly";
+  return writable ? "writeOnly" : "closed";
+}
+
+uint64_t cnet_socket_bytes_read(const cnet_socket_t *s) {
+  return s != NULL ? s->bytes_read : 0;
+}
+
+uint64_t cnet_socket_bytes_written(const cnet_socket_t *s) {
+  return s != NULL ? s->bytes_written : 0;
+}
+
+cnet_server_t *cnet_socket_server(const cnet_socket_t *s) {
+  return s != NULL ? s->server : NULL;
+}
+
+static bool is_live_tcp(const cnet_socket_t *s) {
+  return s != NULL &&
+         (s->flags & (S_CONNECTED | S_DESTROYED | S_PIPE)) == S_CONNECTED;
+}
+
+int cnet_socket_address(const cnet_socket_t *s, cnet_address_t *out) {
+  cnet__sockaddr_t sa;
+  int len = sizeof(sa);
+  int err;
+
+  if (out == NULL)
+    return UV_EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (!is_live_tcp(s))
+    return UV_ENOTCONN; /* Node: {} */
+  err = uv_tcp_getsockname(&s->h.tcp, &sa.sa, &len);
+  if (err == 0)
+    cnet__address_from_sockaddr(out, &sa.sa);
+  return err;
+}
+
+int cnet_socket_remote_address(const cnet_socket_t *s, cnet_address_t *out) {
+  cnet_socket_t *m = (cnet_socket_t *)s; /* the cache is not user-visible */
+  int len = sizeof(m->remote);
+
+  if (out == NULL)
+    return UV_EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (s == NULL)
+    return UV_ENOTCONN;
+  if (!(s->flags & S_REMOTE_KNOWN)) {
+    if (!is_live_tcp(s) ||
+        uv_tcp_getpeername(&s->h.tcp, &m->remote.sa, &len) != 0)
+      return UV_ENOTCONN;
+    m->flags |= S_REMOTE_KNOWN;
+  }
+  cnet__address_from_sockaddr(out, &s->remote.sa);
+  return 0;
+}
+
+void cnet_socket_set_data(cnet_socket_t *s, void *data) {
+  if (s != NULL)
+    s->data = data;
+}
+
+void *cnet_socket_get_data(const cnet_socket_t *s) {
+  return s != NULL ? s->data : NULL;
+}
+
+uv_loop_t *cnet_socket_loop(const cnet_socket_t *s) {
+  return s != NULL ? s->loop->uv : NULL;
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+static int socket_add(cnet_socket_t *s, cnet_event_type_t type,
+                      cnet_socket_listener fn, void *ctx, bool once,
+                      bool prepend) {
+  int err;
+
+  if (s == NULL || fn == NULL || (unsigned)type >= CNET_EV_COUNT_)
+    return UV_EINVAL;
+  err = cnet__emitter_add(&s->emitter, type, (cnet__any_fn)fn, ctx, once,
+                          prepend);
+  /* Node: the first 'data' listener starts the flow, unless paused. */
+  if (err == 0 && type == CNET_EV_DATA &&
+      !(s->flags & (S_FLOWING | S_PAUSED)))
+    cnet_socket_resume(s);
+  return err;
+}
+
+int cnet_socket_on(cnet_socket_t *s, cnet_event_type_t type,
+                   cnet_socket_listener fn, void *ctx) {
+  return socket_add(s, type, fn, ctx, false, false);
+}
+
+int cnet_socket_once(cnet_socket_t *s, cnet_event_type_t type,
+                     cnet_socket_listener fn, void *ctx) {
+  return socket_add(s, type, fn, ctx, true, false);
+}
+
+int cnet_socket_prepend_listener(cnet_socket_t *s, cnet_event_type_t type,
+                                 cnet_socket_listener fn, void *ctx) {
+  return socket_add(s, type, fn, ctx, false, true);
+}
+
+int cnet_socket_off(cnet_socket_t *s, cnet_event_type_t type,
+                    cnet_socket_listener fn, void *ctx) {
+  if (s == NULL)
+    return UV_EINVAL;
+  cnet__emitter_remove(&s->emitter, type, (cnet__any_fn)fn, ctx);
+  return 0;
+}
+
+size_t cnet_socket_listener_count(const cnet_socket_t *s,
+                                  cnet_event_type_t type) {
+  return s != NULL ? cnet__emitter_count(&s->emitter, type) : 0;
+}

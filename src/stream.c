@@ -1,0 +1,692 @@
+/* The Duplex core over uv_stream_t: reading into the loop's slab, the write
+ * queue, end/finish, and pipe with backpressure.
+ *
+ * Writes try the kernel first (uv_try_write) and copy only what it did not
+ * take; queued chunks go out together in one uv_write with many buffers, and
+ * only one uv_write is in flight per socket. Reads land in one loop-wide
+ * buffer, so an idle connection owns no read memory. */
+#include "internal.h"
+
+#define MAX_BUFS_PER_WRITE 64
+
+struct cnet__chunk_s {
+  cnet__chunk_t *next;
+  char *base;
+  size_t len;
+  cnet_write_cb cb;
+  void *ctx;
+  cnet_release_fn release; /* owned (zero-copy) chunks only */
+  void *release_ctx;
+  /* copied bytes follow the header */
+};
+
+struct cnet__end_cb_s {
+  cnet__end_cb_t *next;
+  cnet_write_cb cb;
+  void *ctx;
+};
+
+struct cnet__pipe_s {
+  cnet__pipe_t *next;        /* in src->pipes */
+  cnet__pipe_t *next_waiter; /* in dst->drain_waiters */
+  cnet_socket_t *src, *dst;
+  bool end;
+  bool waiting; /* src paused until dst drains */
+};
+
+/* ---- deferred callbacks ---------------------------------------------------- */
+
+static void chunk_release(cnet__chunk_t *c) {
+  if (c->release != NULL)
+    c->release(c->base, c->len, c->release_ctx);
+  free(c);
+}
+
+static void run_write_cb(cnet__tick_t *t) {
+  cnet_write_cb cb = (cnet_write_cb)(uintptr_t)t->p1;
+  cnet_error_t *err = t->p3;
+
+  if (cb != NULL)
+    cb(t->obj, err, t->p2);
+  free(err);
+}
+
+/* cb(s, err, ctx) on the next tick; err (may be NULL) is copied. */
+static void defer_write_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx,
+                           const cnet_error_t *err) {
+  cnet_error_t *copy = NULL;
+
+  if (cb == NULL)
+    return;
+  if (err != NULL) {
+    copy = cnet__xmalloc(sizeof(*copy));
+    *copy = *err;
+  }
+  cnet__socket_defer(s, run_write_cb, (void *)(uintptr_t)cb, ctx, 0)->p3 = copy;
+}
+
+static void run_chunk_done(cnet__tick_t *t) {
+  cnet__chunk_t *c = t->p1;
+
+  if (c->cb != NULL)
+    c->cb(t->obj, NULL, c->ctx);
+  chunk_release(c);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
+  cnet__loop_t *L = s->loop;
+
+  (void)suggested;
+  if (L->slab == NULL)
+    L->slab = malloc(CNET__SLAB_SIZE);
+  *buf = uv_buf_init(L->slab, L->slab != NULL ? CNET__SLAB_SIZE : 0);
+}
+
+static void stop_reading(cnet_socket_t *s) {
+  if (s->flags & S_READING) {
+    s->flags &= ~S_READING;
+    uv_read_stop(&s->h.stream);
+  }
+}
+
+static bool has_consumer(const cnet_socket_t *s) {
+  return (s->flags & S_FLOWING) != 0;
+}
+
+/* 'data' to the listeners, then to every pipe. */
+static void deliver(cnet_socket_t *s, const char *base, size_t len) {
+  cnet_event_t ev = {.type = CNET_EV_DATA};
+
+  ev.data.base = base;
+  ev.data.len = len;
+  cnet__socket_emit(s, &ev);
+  for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
+    cnet__pipe_t *next = p->next;
+    if (cnet_socket_write(p->dst, base, len, NULL, NULL) == 0 &&
+        !(p->dst->flags & S_DESTROYED) && !p->waiting) {
+      p->waiting = true;
+      p->next_waiter = p->dst->drain_waiters;
+      p->dst->drain_waiters = p;
+      cnet_socket_pause(s);
+    }
+    p = next;
+  }
+}
+
+/* Bytes nobody consumes yet (no 'data' listener, no pipe): Node keeps them
+ * in the readable buffer; we keep them here and stop reading, so the kernel
+ * pushes back on the peer. */
+static void stash(cnet_socket_t *s, const char *base, size_t len) {
+  char *p = realloc(s->unread, s->unread_len + len);
+
+  if (p == NULL) {
+    cnet__socket_destroy_errno(s, UV_ENOMEM, "read");
+    return;
+  }
+  memcpy(p + s->unread_len, base, len);
+  s->unread = p;
+  s->unread_len += len;
+  stop_reading(s);
+}
+
+static void run_auto_end(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
+
+  if (!(s->flags & (S_DESTROYED | S_ENDING)))
+    cnet_socket_end(s, NULL, 0, NULL, NULL);
+}
+
+/* EN-01: 'end' with the socket still writable; the automatic end() of a
+ * socket without allowHalfOpen comes on the next tick. */
+static void emit_end(cnet_socket_t *s) {
+  s->flags |= S_END_EMITTED;
+  cnet__socket_emit_simple(s, CNET_EV_END);
+  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
+    if (p->end && !(s->flags & S_DESTROYED))
+      cnet_socket_end(p->dst, NULL, 0, NULL, NULL);
+  if (s->flags & S_DESTROYED)
+    return;
+  if (s->flags & S_FINISHED) {
+    cnet_socket_destroy(s, NULL);
+  } else if (!(s->flags & (S_HALF_OPEN | S_ENDING))) {
+    s->flags |= S_AUTO_END;
+    cnet__socket_defer(s, run_auto_end, NULL, NULL, 0);
+  }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  cnet_socket_t *s = container_of(stream, cnet_socket_t, h.stream);
+  cnet__loop_t *L = s->loop;
+
+  if (nread == 0)
+    return; /* EAGAIN */
+  cnet__loop_enter(L);
+  cnet__socket_retain(s);
+  if (nread > 0) {
+    s->bytes_read += (uint64_t)nread;
+    if (has_consumer(s) && s->unread == NULL)
+      deliver(s, buf->base, (size_t)nread);
+    else
+      stash(s, buf->base, (size_t)nread);
+  } else if (nread == UV_EOF) {
+    s->flags = (s->flags | S_EOF) & ~S_READING;
+    if (s->unread == NULL)
+      emit_end(s);
+  } else {
+    cnet__socket_destroy_errno(s, (int)nread, "read");
+  }
+  cnet__socket_release(s);
+  cnet__loop_leave(L);
+}
+
+void cnet__stream_maybe_read(cnet_socket_t *s) {
+  int err;
+
+  if ((s->flags & (S_CONNECTED | S_DESTROYED | S_PAUSED | S_EOF |
+                   S_READING)) != S_CONNECTED ||
+      s->unread != NULL)
+    return;
+  err = uv_read_start(&s->h.stream, on_alloc, on_read);
+  if (err != 0)
+    cnet__socket_destroy_errno(s, err, "read");
+  else
+    s->flags |= S_READING;
+}
+
+/* resume() with stashed bytes: they go first, on the next tick (Node emits
+ * buffered data after resume() returns). */
+static void run_deliver_unread(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
+  char *base = s->unread;
+  size_t len = s->unread_len;
+
+  if ((s->flags & S_DESTROYED) || !has_consumer(s))
+    return;
+  if (base != NULL) {
+    s->unread = NULL;
+    s->unread_len = 0;
+    deliver(s, base, len);
+    free(base);
+  }
+  if ((s->flags & (S_EOF | S_END_EMITTED | S_DESTROYED)) == S_EOF &&
+      s->unread == NULL)
+    emit_end(s);
+  else
+    cnet__stream_maybe_read(s);
+}
+
+void cnet_socket_pause(cnet_socket_t *s) {
+  if (s == NULL)
+    return;
+  s->flags = (s->flags | S_PAUSED) & ~S_FLOWING;
+  stop_reading(s);
+}
+
+void cnet_socket_resume(cnet_socket_t *s) {
+  if (s == NULL || (s->flags & S_DESTROYED))
+    return;
+  s->flags = (s->flags | S_FLOWING) & ~S_PAUSED;
+  if (s->unread != NULL || (s->flags & (S_EOF | S_END_EMITTED)) == S_EOF)
+    cnet__socket_defer(s, run_deliver_unread, NULL, NULL, 0);
+  else
+    cnet__stream_maybe_read(s);
+}
+
+bool cnet_socket_is_paused(const cnet_socket_t *s) {
+  return s != NULL && (s->flags & S_PAUSED) != 0;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static cnet__chunk_t *chunk_new(const void *data, size_t len, bool copy) {
+  cnet__chunk_t *c = malloc(sizeof(*c) + (copy ? len : 0));
+
+  if (c == NULL)
+    return NULL;
+  memset(c, 0, sizeof(*c));
+  c->base = copy ? (char *)(c + 1) : (char *)data;
+  c->len = len;
+  if (copy)
+    memcpy(c->base, data, len);
+  return c;
+}
+
+static void enqueue(cnet_socket_t *s, cnet__chunk_t *c) {
+  if (s->wq_tail != NULL)
+    s->wq_tail->next = c;
+  else
+    s->wq_head = c;
+  s->wq_tail = c;
+  s->writable_length += c->len;
+}
+
+static void on_written(uv_write_t *req, int status);
+static void wake_sources(cnet_socket_t *dst);
+
+void cnet__stream_flush(cnet_socket_t *s) {
+  uv_buf_t bufs[MAX_BUFS_PER_WRITE];
+  unsigned n = 0;
+  int err;
+
+  if ((s->flags & (S_CONNECTED | S_DESTROYED)) != S_CONNECTED ||
+      s->wq_inflight != 0 || s->wq_head == NULL)
+    return;
+  for (cnet__chunk_t *c = s->wq_head; c != NULL && n < ARRAY_SIZE(bufs);
+       c = c->next)
+    bufs[n++] = uv_buf_init(c->base, (unsigned)c->len);
+  if (s->wreq == NULL)
+    s->wreq = cnet__xmalloc(sizeof(*s->wreq));
+  s->wreq->data = s;
+  err = uv_write(s->wreq, &s->h.stream, bufs, n, on_written);
+  if (err != 0) {
+    cnet__socket_destroy_errno(s, err, "write");
+    return;
+  }
+  s->wq_inflight = n;
+  cnet__socket_retain(s);
+}
+
+static void run_finish(cnet__tick_t *t);
+
+static void after_shutdown(uv_shutdown_t *req, int status) {
+  cnet_socket_t *s = req->data;
+  cnet__loop_t *L = s->loop;
+
+  free(req);
+  cnet__loop_enter(L);
+  if (!(s->flags & S_DESTROYED)) {
+    if (status < 0)
+      cnet__socket_destroy_errno(s, status, "shutdown");
+    else
+      run_finish(&(cnet__tick_t){.obj = s});
+  }
+  cnet__socket_release(s);
+  cnet__loop_leave(L);
+}
+
+static void do_shutdown(cnet_socket_t *s) {
+  uv_shutdown_t *req = cnet__xmalloc(sizeof(*req));
+  int err;
+
+  s->flags |= S_SHUTDOWN;
+  req->data = s;
+  err = uv_shutdown(req, &s->h.stream, after_shutdown);
+  if (err != 0) {
+    free(req);
+    cnet__socket_destroy_errno(s, err, "shutdown");
+    return;
+  }
+  cnet__socket_retain(s);
+}
+
+/* Everything written and FIN sent: end callbacks, then 'finish' (Node runs
+ * the end() callback before the 'finish' listeners). */
+static void run_finish(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
+
+  if (s->flags & (S_DESTROYED | S_FINISHED))
+    return;
+  s->flags |= S_FINISHED;
+  while (s->end_cbs != NULL && !(s->flags & S_DESTROYED)) {
+    cnet__end_cb_t *e = s->end_cbs;
+    s->end_cbs = e->next;
+    e->cb(s, NULL, e->ctx);
+    free(e);
+  }
+  if (s->flags & S_DESTROYED)
+    return;
+  cnet__socket_emit_simple(s, CNET_EV_FINISH);
+  if ((s->flags & (S_DESTROYED | S_END_EMITTED)) == S_END_EMITTED)
+    cnet_socket_destroy(s, NULL);
+}
+
+static void after_queue_empty(cnet_socket_t *s) {
+  if ((s->flags & (S_ENDING | S_SHUTDOWN | S_DESTROYED)) == S_ENDING)
+    do_shutdown(s);
+}
+
+static void on_written(uv_write_t *req, int status) {
+  cnet_socket_t *s = req->data;
+  cnet__loop_t *L = s->loop;
+  cnet__chunk_t *done = s->wq_head, *last = NULL;
+  cnet_error_t err;
+
+  cnet__loop_enter(L);
+  for (unsigned i = 0; i < s->wq_inflight; i++) {
+    last = last == NULL ? s->wq_head : last->next;
+    s->writable_length -= last->len;
+  }
+  s->wq_head = last->next;
+  if (s->wq_head == NULL)
+    s->wq_tail = NULL;
+  last->next = NULL;
+  s->wq_inflight = 0;
+  if (status < 0) {
+    cnet__error_errno(&err, status, "write");
+    cnet_socket_destroy(s, &err);
+  } else if ((s->flags & (S_NEED_DRAIN | S_ENDING | S_DESTROYED)) ==
+                 S_NEED_DRAIN &&
+             s->wq_head == NULL) {
+    s->flags &= ~S_NEED_DRAIN; /* WR-02: 'drain' before the callbacks */
+    cnet__socket_emit_simple(s, CNET_EV_DRAIN);
+    if (!(s->flags & S_DESTROYED))
+      wake_sources(s);
+  }
+  while (done != NULL) {
+    cnet__chunk_t *c = done;
+    done = c->next;
+    if (c->cb != NULL)
+      c->cb(s, status < 0 ? &err : NULL, c->ctx);
+    chunk_release(c);
+  }
+  if (s->wq_head != NULL)
+    cnet__stream_flush(s);
+  else
+    after_queue_empty(s);
+  cnet__socket_release(s);
+  cnet__loop_leave(L);
+}
+
+/* A write that cannot happen: cb gets err on the next tick and, where Node
+ * emits too, the socket is destroyed with it ('error' follows the cb). */
+static int refuse_write(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
+                        void *ctx, const cnet_error_t *err, bool destroy) {
+  defer_write_cb(s, cb, ctx, err);
+  if (c != NULL)
+    chunk_release(c);
+  if (destroy)
+    cnet_socket_destroy(s, err);
+  return 0;
+}
+
+static int check_writable(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
+                          void *ctx) {
+  cnet_error_t err;
+
+  if (s->flags & S_DESTROYED) { /* WR-13: callback only */
+    cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
+    return refuse_write(s, c, cb, ctx, &err, false);
+  }
+  if (s->flags & S_AUTO_END) { /* WR-14: the peer ended it */
+    cnet__error_custom(&err, UV_EPIPE,
+                       "This socket has been ended by the other party");
+    return refuse_write(s, c, cb, ctx, &err, true);
+  }
+  if (s->flags & S_ENDING) { /* WR-12: callback, then 'error' */
+    cnet__error_node(&err, CNET_ERR_STREAM_WRITE_AFTER_END);
+    return refuse_write(s, c, cb, ctx, &err, true);
+  }
+  return 1;
+}
+
+/* The kernel first; only the tail it did not take is queued. */
+static int write_now(cnet_socket_t *s, const char *data, size_t len,
+                     cnet__chunk_t **owned) {
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  int n = uv_try_write(&s->h.stream, &buf, 1);
+
+  if (n == UV_EAGAIN || n == UV_ENOSYS)
+    n = 0;
+  if (n < 0)
+    return n;
+  if ((size_t)n < len && *owned != NULL) {
+    (*owned)->base += n;
+    (*owned)->len -= (size_t)n;
+  } else if ((size_t)n < len) {
+    *owned = chunk_new(data + n, len - (size_t)n, true);
+    if (*owned == NULL)
+      return UV_ENOMEM;
+  }
+  return n;
+}
+
+static int stream_write(cnet_socket_t *s, const void *data, size_t len,
+                        cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
+  bool direct = (s->flags & (S_CONNECTED | S_DESTROYED)) == S_CONNECTED &&
+                s->wq_head == NULL && len <= UINT32_MAX;
+  cnet_error_t err;
+  int n;
+
+  if (check_writable(s, c, cb, ctx) == 0)
+    return 0;
+  s->bytes_written += len;
+  if (direct) {
+    n = write_now(s, data, len, &c);
+    if (n < 0) { /* WR-15: the OS says the peer is gone */
+      cnet__error_errno(&err, n, "write");
+      return refuse_write(s, c, cb, ctx, &err, true);
+    }
+    if ((size_t)n == len) {
+      if (c != NULL) {
+        c->cb = cb, c->ctx = ctx;
+        cnet__socket_defer(s, run_chunk_done, c, NULL, 0);
+      } else {
+        defer_write_cb(s, cb, ctx, NULL);
+      }
+      return 1;
+    }
+  } else if (c == NULL && (c = chunk_new(data, len, true)) == NULL) {
+    return cnet__fail(UV_ENOMEM);
+  }
+  c->cb = cb;
+  c->ctx = ctx;
+  enqueue(s, c);
+  s->flags |= S_NEED_DRAIN;
+  cnet__stream_flush(s);
+  return 0;
+}
+
+int cnet_socket_write(cnet_socket_t *s, const void *data, size_t len,
+                      cnet_write_cb cb, void *ctx) {
+  if (s == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
+                      "cnet_socket_t", "NULL");
+  if (data == NULL && len > 0)
+    return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
+  return stream_write(s, data, len, NULL, cb, ctx);
+}
+
+int cnet_socket_write_owned(cnet_socket_t *s, void *data, size_t len,
+                            cnet_release_fn release, void *release_ctx,
+                            cnet_write_cb cb, void *ctx) {
+  cnet__chunk_t *c;
+
+  if (s == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
+                      "cnet_socket_t", "NULL");
+  if (data == NULL && len > 0)
+    return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
+  if ((c = chunk_new(data, len, false)) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  c->release = release;
+  c->release_ctx = release_ctx;
+  return stream_write(s, data, len, c, cb, ctx);
+}
+
+static void add_end_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx) {
+  cnet__end_cb_t *e = cnet__xmalloc(sizeof(*e)), **tail = &s->end_cbs;
+
+  e->next = NULL;
+  e->cb = cb;
+  e->ctx = ctx;
+  while (*tail != NULL)
+    tail = &(*tail)->next;
+  *tail = e;
+}
+
+int cnet_socket_end(cnet_socket_t *s, const void *data, size_t len,
+                    cnet_write_cb cb, void *ctx) {
+  cnet_error_t err;
+  int r;
+
+  if (s == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
+                      "cnet_socket_t", "NULL");
+  if (len > 0 && (r = cnet_socket_write(s, data, len, NULL, NULL)) < 0)
+    return r;
+  if (cb != NULL && (s->flags & (S_FINISHED | S_DESTROYED))) {
+    cnet__error_node(&err, (s->flags & S_FINISHED)
+                               ? CNET_ERR_STREAM_ALREADY_FINISHED
+                               : CNET_ERR_STREAM_DESTROYED,
+                     "end");
+    defer_write_cb(s, cb, ctx, &err);
+  } else if (cb != NULL) {
+    add_end_cb(s, cb, ctx);
+  }
+  if (s->flags & (S_ENDING | S_DESTROYED))
+    return 0;
+  s->flags |= S_ENDING;
+  if (s->flags & S_CONNECTED) {
+    if (s->wq_head == NULL)
+      do_shutdown(s);
+  } else if (!(s->flags & S_CONNECTING)) {
+    cnet__socket_defer(s, run_finish, NULL, NULL, 0); /* nothing to flush */
+  }
+  return 0;
+}
+
+size_t cnet_socket_writable_length(const cnet_socket_t *s) {
+  return s != NULL ? s->writable_length : 0;
+}
+
+/* ---- pipe --------------------------------------------------------------- */
+
+static void drop_waiter(cnet__pipe_t *p) {
+  cnet__pipe_t **w = &p->dst->drain_waiters;
+
+  if (!p->waiting)
+    return;
+  while (*w != p)
+    w = &(*w)->next_waiter;
+  *w = p->next_waiter;
+  p->waiting = false;
+}
+
+static void pipe_free(cnet__pipe_t **link) {
+  cnet__pipe_t *p = *link;
+
+  *link = p->next;
+  drop_waiter(p);
+  free(p);
+}
+
+int cnet_socket_pipe(cnet_socket_t *src, cnet_socket_t *dst,
+                     const cnet_pipe_options_t *opts) {
+  cnet__pipe_t *p;
+
+  if (src == NULL || dst == NULL || src->loop != dst->loop)
+    return cnet__fail(UV_EINVAL);
+  p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return cnet__fail(UV_ENOMEM);
+  p->src = src;
+  p->dst = dst;
+  p->end = opts == NULL || !opts->no_end;
+  p->next = src->pipes;
+  src->pipes = p;
+  cnet_socket_resume(src);
+  return 0;
+}
+
+int cnet_socket_unpipe(cnet_socket_t *src, cnet_socket_t *dst) {
+  cnet__pipe_t **link;
+
+  if (src == NULL)
+    return cnet__fail(UV_EINVAL);
+  for (link = &src->pipes; *link != NULL;) {
+    if (dst == NULL || (*link)->dst == dst)
+      pipe_free(link);
+    else
+      link = &(*link)->next;
+  }
+  return 0;
+}
+
+/* dst drained: resume every source that paused for it. */
+static void wake_sources(cnet_socket_t *dst) {
+  while (dst->drain_waiters != NULL) {
+    cnet__pipe_t *p = dst->drain_waiters;
+    dst->drain_waiters = p->next_waiter;
+    p->waiting = false;
+    cnet_socket_resume(p->src);
+  }
+}
+
+/* ---- lifetime hooks ------------------------------------------------------ */
+
+/* destroy(): stop reading, fail what was never handed to libuv, call end
+ * callbacks with the reason, and take the socket out of every pipe. */
+void cnet__stream_on_destroy(cnet_socket_t *s) {
+  cnet__chunk_t **link = &s->wq_head, *c;
+  cnet_error_t err;
+  bool connecting = (s->flags & S_CONNECTING) != 0;
+
+  stop_reading(s);
+  for (unsigned i = 0; i < s->wq_inflight; i++)
+    link = &(*link)->next;
+  if (connecting) /* WR-16 */
+    cnet__error_node(&err, CNET_ERR_SOCKET_CLOSED_BEFORE_CONNECTION);
+  else
+    cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
+  while ((c = *link) != NULL) {
+    *link = c->next;
+    s->writable_length -= c->len;
+    defer_write_cb(s, c->cb, c->ctx, &err);
+    chunk_release(c);
+  }
+  s->wq_tail = NULL;
+  for (c = s->wq_head; c != NULL; c = c->next)
+    s->wq_tail = c;
+  cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "end");
+  while (s->end_cbs != NULL) {
+    cnet__end_cb_t *e = s->end_cbs;
+    s->end_cbs = e->next;
+    defer_write_cb(s, e->cb, e->ctx, s->pending_error ? s->pending_error : &err);
+    free(e);
+  }
+  while (s->pipes != NULL)
+    pipe_free(&s->pipes);
+  while (s->drain_waiters != NULL) { /* Node unpipes from a closed dst */
+    cnet__pipe_t *p = s->drain_waiters, **link2 = &p->src->pipes;
+    while (*link2 != p)
+      link2 = &(*link2)->next;
+    pipe_free(link2);
+  }
+}
+
+/* A new connect() after 'close': a fresh stream, as Node's CN-18. */
+void cnet__stream_reset(cnet_socket_t *s) {
+  free(s->unread);
+  s->unread = NULL;
+  s->unread_len = 0;
+  s->bytes_read = s->bytes_written = 0;
+  s->writable_length = 0;
+}
+
+void cnet__stream_free(cnet_socket_t *s) {
+  assert(s->wq_inflight == 0);
+  while (s->wq_head != NULL) {
+    cnet__chunk_t *c = s->wq_head;
+    s->wq_head = c->next;
+    chunk_release(c);
+  }
+  free(s->wreq);
+  free(s->unread);
+  while (s->end_cbs != NULL) {
+    cnet__end_cb_t *e = s->end_cbs;
+    s->end_cbs = e->next;
+    free(e);
+  }
+}
+
+/* 'connect' has been emitted: send what was queued, end if asked, read. */
+void cnet__stream_connected(cnet_socket_t *s) {
+  if (s->wq_head != NULL)
+    cnet__stream_flush(s);
+  else
+    after_queue_empty(s);
+  cnet__stream_maybe_read(s);
+}
