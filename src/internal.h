@@ -172,7 +172,7 @@ enum {
   S_USER_REF = 1u << 20, /* the user's reference (new, retain) is held */
   S_REMOTE_KNOWN = 1u << 21,
   S_COUNTED = 1u << 22, /* counted in server->connections */
-  S_AUTO_END = 1u << 23, /* an automatic end() is queued */
+  S_AUTO_END = 1u << 23, /* ended by the automatic end() after 'end' */
 };
 
 typedef struct cnet__chunk_s cnet__chunk_t;

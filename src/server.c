@@ -520,9 +520,9 @@ cnet_server_t *cnet_create_server(uv_loop_t *loop,
 void cnet_server_free(cnet_server_t *srv) {
   if (srv == NULL || !(srv->flags & SV_USER_REF))
     return;
-  if (srv->lh != NULL)
+  if (srv->lh != NULL || (srv->flags & SV_RESOLVING))
     cnet_server_close(srv, NULL, NULL);
-  srv->flags &= ~(SV_USER_REF | SV_RESOLVING);
+  srv->flags &= ~SV_USER_REF;
   cnet__server_release(srv);
 }
 

@@ -132,11 +132,14 @@ static void stash(cnet_socket_t *s, const char *base, size_t len) {
   stop_reading(s);
 }
 
+/* From here on a write gets WR-14's EPIPE: the peer ended the stream. */
 static void run_auto_end(cnet__tick_t *t) {
   cnet_socket_t *s = t->obj;
 
-  if (!(s->flags & (S_DESTROYED | S_ENDING)))
-    cnet_socket_end(s, NULL, 0, NULL, NULL);
+  if (s->flags & (S_DESTROYED | S_ENDING))
+    return;
+  s->flags |= S_AUTO_END;
+  cnet_socket_end(s, NULL, 0, NULL, NULL);
 }
 
 /* EN-01: 'end' with the socket still writable; the automatic end() of a
@@ -152,7 +155,6 @@ static void emit_end(cnet_socket_t *s) {
   if (s->flags & S_FINISHED) {
     cnet_socket_destroy(s, NULL);
   } else if (!(s->flags & (S_HALF_OPEN | S_ENDING))) {
-    s->flags |= S_AUTO_END;
     cnet__socket_defer(s, run_auto_end, NULL, NULL, 0);
   }
 }
