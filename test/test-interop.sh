@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Interop test: cnet and a real Node.js process as peers of each other.
+#
+#   a. Node client -> cnet echo-server (TCP): 8 MiB of random bytes echo back
+#      intact after the `hello\r\n` greeting (sha256 compared in Node).
+#   b. cnet echo-client -> Node echo server (test/node/echo-server.js, the Node
+#      docs' server): the client prints the documented lines and exits 0.
+#   c. Node client half-closes (end()) on the cnet echo-server: the server
+#      prints `client disconnected`, Node gets the echo, 'end' and 'close'.
+#   d. As a., over a Unix socket path.
+#
+# Registered in CTest as `interop`. Environment (set by CTest): CNET_NODE,
+# CNET_EXAMPLES_DIR, CNET_SOURCE_DIR. Prints `ok - ...` / `not ok - ...` per
+# check and a final `N passed, M failed`; exits 1 if any check failed.
+#
+#   CNET_EXAMPLES_DIR=build/examples bash test/test-interop.sh
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+src=${CNET_SOURCE_DIR:-$(dirname "$here")}
+nodejs=${CNET_NODE:-$(command -v node || true)}
+examples=${CNET_EXAMPLES_DIR:-${CNET_BUILD_DIR:-$src/build}/examples}
+peers="$src/test/node"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnet-interop.XXXXXX")
+pids=()
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+passed=0
+failed=0
+
+# say LINES...: diagnostics, indented, on stdout next to the check lines.
+say() { printf '#   %s\n' "$@"; }
+# show FILE: a captured output file, indented, bytes made visible.
+show() {
+  local f=$1
+  if [[ ! -s $f ]]; then say "($(basename "$f") is empty)"; return; fi
+  say "--- $(basename "$f"):"
+  sed -e 's/\r/\\r/g' -e 's/^/#     /' "$f" | head -n 40
+}
+
+# check DESCRIPTION FUNCTION: run one check, print its verdict.
+check() {
+  local desc=$1; shift
+  if "$@"; then
+    echo "ok - $desc"
+    passed=$((passed + 1))
+  else
+    echo "not ok - $desc"
+    failed=$((failed + 1))
+  fi
+}
+
+# start LOG CMD...: run a server in the background, output to LOG; sets $pid.
+start() {
+  local log=$1; shift
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+}
+
+# stop PID: SIGTERM, then SIGKILL after 2 s; reaps it.
+stop() {
+  local p=$1
+  kill -TERM "$p" 2>/dev/null || return 0
+  for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+  return 0
+}
+
+# wait_for LOG REGEX PID [SECONDS]: poll LOG for a line matching REGEX (ERE)
+# for up to SECONDS (10); fails early if PID exits.
+wait_for() {
+  local log=$1 re=$2 p=$3 secs=${4:-10} i
+  for ((i = 0; i < secs * 10; i++)); do
+    grep -Eq -- "$re" "$log" 2>/dev/null && return 0
+    if ! kill -0 "$p" 2>/dev/null; then
+      grep -Eq -- "$re" "$log" 2>/dev/null && return 0
+      say "server exited before printing /$re/"
+      show "$log"
+      return 1
+    fi
+    sleep 0.1
+  done
+  say "no line matching /$re/ within ${secs} s"
+  show "$log"
+  return 1
+}
+
+# tcp_port LOG: the port from a `listening on <port>` line.
+tcp_port() { sed -n 's/.*listening on \([0-9][0-9]*\).*/\1/p' "$1" | head -n 1; }
+
+# cnet_echo_server LOG PORT|PATH: start examples/echo-server and wait until it
+# is bound; sets $pid, and $port for TCP.
+cnet_echo_server() {
+  local log=$1 where=$2
+  start "$log" "$examples/echo-server" "$where"
+  wait_for "$log" '^server bound' "$pid" || return 1
+  if [[ $where =~ ^[0-9]+$ ]]; then
+    port=$(tcp_port "$log")
+    [[ -n $port ]] || { say "no 'listening on <port>' line"; show "$log"; return 1; }
+  fi
+}
+
+# ------------------------------------------------------------------ checks --
+
+# a. / d.: 8 MiB of random bytes through the cnet echo server.
+random_echo() {
+  local kind=$1 log="$tmp/server-$1.log" out="$tmp/client-$1.out" where rc
+  if [[ $kind == tcp ]]; then where=0; else where="$tmp/echo.sock"; fi
+  cnet_echo_server "$log" "$where" || return 1
+  local target=$port
+  [[ $kind == tcp ]] || target=$where
+  timeout 60 "$nodejs" "$peers/send-random.js" "$target" $((8 * 1024 * 1024)) \
+    >"$out" 2>&1
+  rc=$?
+  stop "$pid"
+  if ((rc != 0)); then
+    say "send-random.js exited $rc"
+    show "$out"; show "$log"
+    return 1
+  fi
+}
+
+# b. cnet echo-client against the Node docs' server.
+client_vs_node() {
+  local log="$tmp/node-server.log" out="$tmp/echo-client.out" rc line
+  start "$log" "$nodejs" "$peers/echo-server.js" 0
+  wait_for "$log" '^server bound' "$pid" || return 1
+  port=$(tcp_port "$log")
+  timeout 15 "$examples/echo-client" "$port" >"$out" 2>&1
+  rc=$?
+  local bad=0
+  if ((rc != 0)); then say "echo-client exited $rc"; bad=1; fi
+  for line in 'connected to server!' 'hello' 'disconnected from server'; do
+    grep -Fq -- "$line" "$out" || { say "echo-client output lacks '$line'"; bad=1; }
+  done
+  # The Node server logs 'end' of the client as `client disconnected`.
+  local i
+  for ((i = 0; i < 50; i++)); do
+    grep -q '^client disconnected' "$log" && break
+    sleep 0.1
+  done
+  grep -q '^client disconnected' "$log" ||
+    { say "Node server never saw the client's end"; bad=1; }
+  stop "$pid"
+  if ((bad)); then show "$out"; show "$log"; return 1; fi
+}
+
+# c. Node client half-closes; cnet server sees 'end'; Node sees echo + end.
+half_close() {
+  local log="$tmp/server-half.log" out="$tmp/half.out" err="$tmp/half.err" rc bad=0
+  cnet_echo_server "$log" 0 || return 1
+  timeout 15 "$nodejs" "$peers/client.js" "$port" 'ping\n' >"$out" 2>"$err"
+  rc=$?
+  if ((rc != 0)); then say "client.js exited $rc"; bad=1; fi
+  printf 'hello\r\nping\n' >"$tmp/half.expected"
+  if ! cmp -s "$out" "$tmp/half.expected"; then
+    say "Node received:$(od -An -c "$out" | tr -s ' \n' ' ')" \
+        "expected:     $(od -An -c "$tmp/half.expected" | tr -s ' \n' ' ')"
+    bad=1
+  fi
+  grep -q '^event end$' "$err" || { say "Node saw no 'end'"; bad=1; }
+  grep -q '^event close hadError=false$' "$err" ||
+    { say "Node saw no clean 'close'"; bad=1; }
+  local i
+  for ((i = 0; i < 50; i++)); do
+    grep -q '^client disconnected' "$log" && break
+    sleep 0.1
+  done
+  grep -q '^client connected' "$log" || { say "server printed no 'client connected'"; bad=1; }
+  grep -q '^client disconnected' "$log" ||
+    { say "server printed no 'client disconnected' within 5 s"; bad=1; }
+  stop "$pid"
+  if ((bad)); then show "$err"; show "$log"; return 1; fi
+}
+
+# ------------------------------------------------------------------- main --
+
+prereq() {
+  local ok=1
+  [[ -n $nodejs && -x $nodejs ]] || { say "node not found (CNET_NODE='$nodejs')"; ok=0; }
+  local ex
+  for ex in echo-server echo-client; do
+    [[ -x $examples/$ex ]] || { say "missing example $examples/$ex"; ok=0; }
+  done
+  ((ok))
+}
+
+if ! prereq; then
+  echo "not ok - prerequisites (node and the built examples)"
+  echo "0 passed, 4 failed"
+  exit 1
+fi
+
+check "a. Node client sends 8 MiB random bytes to cnet echo-server (TCP), gets them back intact" random_echo tcp
+check "b. cnet echo-client talks to the Node docs' echo server" client_vs_node
+check "c. Node client's end() is 'end' to the cnet server; Node gets echo, 'end', 'close'" half_close
+check "d. Node client sends 8 MiB random bytes to cnet echo-server (Unix socket), gets them back intact" random_echo unix
+
+echo "$passed passed, $failed failed"
+((failed == 0))
