@@ -10,6 +10,10 @@
  * Threads: every object belongs to the loop it was made on and is used from
  * that loop's thread only. Several loops in several threads are fine.
  *
+ * Signals: the first cnet object made in a process sets SIGPIPE to ignored
+ * if it is still at its default (Node does the same), so that writing to a
+ * peer that has gone is an EPIPE 'error', never a dead process.
+ *
  * Compiling: <uv.h> needs POSIX declarations. With -std=c11 (strict), define
  * _POSIX_C_SOURCE=200809L; gnu11 (CMake's default) needs nothing.
  *

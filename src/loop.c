@@ -8,15 +8,26 @@
  * that loop has been freed. */
 #include "internal.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 static uv_once_t registry_once = UV_ONCE_INIT;
 static uv_mutex_t registry_lock;
 static cnet__loop_t *registry;
 
+/* libuv writes with write(2), so a peer that has gone would kill the
+ * process with SIGPIPE. Node ignores SIGPIPE; so do we, once, and only if
+ * the application has left it at its default. The write then fails with
+ * EPIPE and becomes an 'error', as in Node. */
 static void registry_init(void) {
+  struct sigaction sa;
+
   if (uv_mutex_init(&registry_lock) != 0)
     abort();
+  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+  }
 }
 
 void *cnet__xmalloc(size_t n) {

@@ -143,6 +143,11 @@ static void accept_one(cnet_server_t *srv, listen_handle_t *lh) {
   srv->refs++;
   srv->connections++;
   s->flags |= S_CONNECTED | S_COUNTED;
+  if (!ipc) { /* the peer, kept past 'close' as for connect() (ST-06) */
+    int len = sizeof(s->remote);
+    if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0)
+      s->flags |= S_REMOTE_KNOWN;
+  }
   if (o->no_delay)
     s->flags |= S_NO_DELAY;
   if (o->keep_alive)

@@ -386,10 +386,12 @@ static int check_connect(const cnet_socket_t *s,
 }
 
 /* A socket that closed may connect again: counters and state start over
- * (CN-18); listeners stay. */
+ * (CN-18); listeners stay, and so does the flowing mode they set (Node's
+ * _undestroy keeps readableFlowing: 'data' listeners hear the new
+ * connection). */
 static void reset_for_connect(cnet_socket_t *s) {
   uint32_t keep = S_USER_REF | S_HALF_OPEN | S_UNREF | S_NO_DELAY |
-                  S_KEEP_ALIVE | S_PAUSED;
+                  S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
 
   s->flags &= keep;
   cnet__stream_reset(s);

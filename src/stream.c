@@ -67,10 +67,28 @@ static void defer_write_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx,
 
 static void run_chunk_done(cnet__tick_t *t) {
   cnet__chunk_t *c = t->p1;
+  cnet_error_t *err = t->p3;
 
   if (c->cb != NULL)
-    c->cb(t->obj, NULL, c->ctx);
+    c->cb(t->obj, err, c->ctx);
   chunk_release(c);
+  free(err);
+}
+
+/* A chunk that will never be written: its callback gets err on the next
+ * tick, and an owned buffer is released after that callback, as
+ * cnet_socket_write_owned() promises. */
+static void defer_chunk_failed(cnet_socket_t *s, cnet__chunk_t *c,
+                               const cnet_error_t *err) {
+  cnet_error_t *copy;
+
+  if (c->cb == NULL && c->release == NULL) {
+    chunk_release(c); /* nobody to tell: just the copied bytes */
+    return;
+  }
+  copy = cnet__xmalloc(sizeof(*copy));
+  *copy = *err;
+  cnet__socket_defer(s, run_chunk_done, c, NULL, 0)->p3 = copy;
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -396,9 +414,13 @@ static void on_written(uv_write_t *req, int status) {
  * emits too, the socket is destroyed with it ('error' follows the cb). */
 static int refuse_write(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
                         void *ctx, const cnet_error_t *err, bool destroy) {
-  defer_write_cb(s, cb, ctx, err);
-  if (c != NULL)
-    chunk_release(c);
+  if (c != NULL) {
+    c->cb = cb;
+    c->ctx = ctx;
+    defer_chunk_failed(s, c, err);
+  } else {
+    defer_write_cb(s, cb, ctx, err);
+  }
   if (destroy)
     cnet_socket_destroy(s, err);
   return 0;
@@ -636,8 +658,7 @@ void cnet__stream_on_destroy(cnet_socket_t *s) {
   while ((c = *link) != NULL) {
     *link = c->next;
     s->writable_length -= c->len;
-    defer_write_cb(s, c->cb, c->ctx, &err);
-    chunk_release(c);
+    defer_chunk_failed(s, c, &err);
   }
   s->wq_tail = NULL;
   for (c = s->wq_head; c != NULL; c = c->next)
