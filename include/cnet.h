@@ -143,6 +143,7 @@ CNET_EXTERN void cnet_set_unhandled_error_handler(cnet_unhandled_error_fn fn,
 /* Events                                                                    */
 
 #define CNET_EVENT_MAP(XX)                                                     \
+  XX(ACCEPT_ERROR, "acceptError") /* cnet's own: see cnet_server_options_t */ \
   XX(CLOSE, "close")                                                           \
   XX(CONNECT, "connect")                                                       \
   XX(CONNECTION, "connection")                                                 \
@@ -199,10 +200,16 @@ typedef struct cnet_event_s {
        * sees it). */
       const cnet_error_t *error;
     } close;                   /* CNET_EV_CLOSE */
-    const cnet_error_t *error; /* CNET_EV_ERROR */
+    const cnet_error_t *error; /* CNET_EV_ERROR, CNET_EV_ACCEPT_ERROR */
     /* CNET_EV_CONNECTION: the accepted socket, owned by cnet (freed after
      * its 'close' unless retained). */
     cnet_socket_t *connection;
+    /* CNET_EV_DROP: the connection max_connections turned away, already
+     * closed. Both NULL for IPC (Node passes nothing there). */
+    struct {
+      const cnet_address_t *local;
+      const cnet_address_t *remote;
+    } drop;
     struct {
       const cnet_error_t *error; /* NULL on success */
       const char *address;       /* the resolved address; NULL on error */
@@ -275,7 +282,18 @@ CNET_EXTERN int cnet_is_ip_n(const char *s, size_t len);
 /* ------------------------------------------------------------------------ */
 /* Server                                                                    */
 
-/* net.createServer([options]) options. All zero means Node's defaults. */
+/* net.createServer([options]) options. All zero means Node's defaults.
+ *
+ * Accept failures. When accept() fails for want of resources (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM) or for one connection's sake (ECONNABORTED,
+ * EPROTO, ...), the server does not emit 'error' -- Node does, and the
+ * docs' own example throws from it, so a Node server dies when it runs out
+ * of descriptors. A cnet server emits CNET_EV_ACCEPT_ERROR (ev->error:
+ * "accept EMFILE: too many open files"), counts it
+ * (cnet_server_accept_errors), and keeps listening. After a resource
+ * failure it stops calling accept() and tries again after 10 ms, doubling
+ * up to 1 s while the failures last: the loop never spins, and pending
+ * clients wait in the kernel's backlog rather than being cut off. */
 typedef struct cnet_server_options_s {
   bool allow_half_open;  /* accepted sockets keep writing after 'end' */
   bool pause_on_connect; /* accepted sockets read nothing until resumed */
@@ -284,35 +302,51 @@ typedef struct cnet_server_options_s {
   unsigned keep_alive_initial_delay; /* ms; whole seconds reach the kernel */
   size_t high_water_mark; /* accepted sockets' write high-water mark;
                              0 means 16384, as Node v20 */
+  /* server.maxConnections: with this many accepted connections open, a new
+   * one is closed at once and 'drop' is emitted instead of 'connection'.
+   * 0 means no limit, as in Node v20. */
+  unsigned max_connections;
 } cnet_server_options_t;
 
 /* server.listen(options) options. port 0 with no path is a random free port,
  * like listen() with no arguments. */
 typedef struct cnet_listen_options_s {
   int port;         /* 0..65535; else ERR_SOCKET_BAD_PORT */
-  const char *host; /* NULL: "::" dual-stack, else "0.0.0.0" */
-  const char *path; /* IPC: a Unix socket path; wins only when port is 0 */
-  size_t path_len;  /* 0: strlen(path); set it for abstract names (\0...) */
+  const char *host; /* NULL: "::" dual-stack, else "0.0.0.0"; a name is
+                       looked up first (the bind then happens later) */
+  /* IPC: a Unix socket path; used only when port is 0. Never truncated:
+   * a path that does not fit sun_path (107 bytes and a NUL on Linux) is
+   * ENAMETOOLONG (Node v20 binds a shorter, different name). On Linux a
+   * leading NUL byte makes an abstract name (no file; give path_len). */
+  const char *path;
+  size_t path_len;  /* 0: strlen(path); set it for abstract names */
   int backlog;      /* 0: 511 */
-  bool exclusive;   /* accepted; meaningful only with shared handles */
+  /* Node's cluster flag: whether a worker may share the primary's handle.
+   * Accepted and recorded; it changes nothing in a single process. */
+  bool exclusive;
   bool ipv6_only;   /* turn off dual-stack on "::" */
-  bool readable_all, writable_all; /* IPC: chmod the socket file o+r/o+w */
+  /* SO_REUSEPORT (Node v22.12's reusePort): several sockets -- in other
+   * loops, threads or processes -- may listen on the same address and port,
+   * and the kernel spreads new connections among them. Linux >= 3.9. */
+  bool reuse_port;
+  /* IPC: make the socket file readable / writable by everyone. Not with an
+   * abstract name (ERR_INVALID_ARG_VALUE, as Node). */
+  bool readable_all, writable_all;
 } cnet_listen_options_t;
 
 /* net.createServer([options][, connectionListener]) -- a server, not yet
  * listening. connection_listener (may be NULL) is added as an 'connection'
  * listener with ctx. You own the server: cnet_server_free() it. NULL with
- * cnet_last_error() set on failure. */
+ * cnet_last_error() on failure. */
 CNET_EXTERN cnet_server_t *cnet_create_server(
     uv_loop_t *loop, const cnet_server_options_t *opts,
     cnet_server_listener connection_listener, void *ctx);
 
 /* server.listen(options[, callback]). cb (may be NULL) is added with
  * once('listening'). Returns 0, or at once: ERR_SOCKET_BAD_PORT,
- * ERR_SERVER_ALREADY_LISTEN, ERR_INVALID_ARG_VALUE, UV_ENAMETOOLONG (a path
- * longer than the platform allows: Node v20 truncates it silently, cnet
- * refuses). Binding failures (EADDRINUSE, EACCES, ...) are 'error' events,
- * delivered after this returns, as in Node. */
+ * ERR_SERVER_ALREADY_LISTEN, ERR_INVALID_ARG_VALUE, UV_ENAMETOOLONG.
+ * Failures of the bind itself (EADDRINUSE, EACCES) are 'error' events, as
+ * in Node; the server may listen again after one. */
 CNET_EXTERN int cnet_server_listen(cnet_server_t *srv,
                                    const cnet_listen_options_t *opts,
                                    cnet_server_listener cb, void *ctx);
@@ -325,24 +359,65 @@ CNET_EXTERN int cnet_server_listen_port(cnet_server_t *srv, int port,
 CNET_EXTERN int cnet_server_listen_path(cnet_server_t *srv, const char *path,
                                         int backlog, cnet_server_listener cb,
                                         void *ctx);
+/* server.listen({fd}) -- listen on a socket someone else made: a TCP or
+ * Unix stream socket, bound or not (an unbound TCP socket gets a random
+ * port), e.g. one inherited from systemd (LISTEN_FDS; fds start at 3). The
+ * server takes the descriptor over once listening starts and closes it on
+ * close(); if 'error' is emitted instead (EINVAL for a descriptor that is
+ * not a stream socket, as Node's "listen EINVAL: invalid argument"), it is
+ * still yours. Returns 0, or ERR_SERVER_ALREADY_LISTEN / UV_EBADF at once. */
+CNET_EXTERN int cnet_server_listen_fd(cnet_server_t *srv, int fd,
+                                      int backlog, cnet_server_listener cb,
+                                      void *ctx);
+/* server.listen(handle) with another server's or a socket's handle: srv
+ * listens on its own duplicate of that descriptor, so both accept from one
+ * socket (the kernel hands each connection to one of them) and each closes
+ * independently. ERR_SERVER_NOT_RUNNING (server) or UV_EBADF (socket) at
+ * once when there is no descriptor to share. */
+CNET_EXTERN int cnet_server_listen_server(cnet_server_t *srv,
+                                          const cnet_server_t *other,
+                                          int backlog,
+                                          cnet_server_listener cb, void *ctx);
+CNET_EXTERN int cnet_server_listen_socket(cnet_server_t *srv,
+                                          const cnet_socket_t *socket,
+                                          int backlog,
+                                          cnet_server_listener cb, void *ctx);
 
 /* server.address(): 0 and *out filled while listening; UV_ENOTCONN before
  * listening and after close() (Node returns null); another negative code if
- * getsockname fails. */
+ * the system call fails. */
 CNET_EXTERN int cnet_server_address(const cnet_server_t *srv,
                                     cnet_address_t *out);
 /* server.listening */
 CNET_EXTERN bool cnet_server_listening(const cnet_server_t *srv);
 
 /* server.close([callback]) -- stop accepting at once; 'close' follows once
- * every accepted socket has closed. cb (may be NULL) is added with
+ * every accepted connection has closed. cb (may be NULL) is added with
  * once('close'); when the server was not listening, 'close' is still emitted
- * and ev->close.error is ERR_SERVER_NOT_RUNNING. Returns 0. */
+ * and carries ERR_SERVER_NOT_RUNNING. An IPC server removes the socket file
+ * it created. Returns 0 (UV_EINVAL for NULL). */
 CNET_EXTERN int cnet_server_close(cnet_server_t *srv, cnet_server_listener cb,
                                   void *ctx);
 
+/* Beyond Node: end() every accepted connection that is idle now, and
+ * return how many were ended. A connection is idle when nothing is waiting
+ * to be written and nothing has been read since its last write went out
+ * (or ever) -- a request/response peer between requests. The server keeps
+ * listening. */
+CNET_EXTERN int cnet_server_close_idle(cnet_server_t *srv);
+
+/* Beyond Node: close() and shut down gracefully. Idle connections are
+ * ended now and busy ones as soon as they go idle (see close_idle); after
+ * deadline_ms (0: no deadline) whatever is still open is destroyed, so
+ * 'close' comes in bounded time even with keep-alive clients that never
+ * leave. cb as in cnet_server_close(). */
+CNET_EXTERN int cnet_server_close_gracefully(cnet_server_t *srv,
+                                             uint64_t deadline_ms,
+                                             cnet_server_listener cb,
+                                             void *ctx);
+
 /* server.getConnections(cb) -- cb runs later (never inside this call) with
- * the number of accepted sockets not yet destroyed. */
+ * the number of open accepted connections. */
 typedef void (*cnet_count_cb)(cnet_server_t *srv, const cnet_error_t *err,
                               size_t count, void *ctx);
 CNET_EXTERN int cnet_server_get_connections(cnet_server_t *srv,
@@ -350,13 +425,23 @@ CNET_EXTERN int cnet_server_get_connections(cnet_server_t *srv,
 /* The same count, now. */
 CNET_EXTERN size_t cnet_server_connections(const cnet_server_t *srv);
 
+/* server.maxConnections, read and set at any time (0: no limit). Lowering
+ * it closes nothing already open. */
+CNET_EXTERN unsigned cnet_server_max_connections(const cnet_server_t *srv);
+CNET_EXTERN void cnet_server_set_max_connections(cnet_server_t *srv,
+                                                 unsigned max);
+
+/* How many accept() failures the server has survived (each one was a
+ * CNET_EV_ACCEPT_ERROR). */
+CNET_EXTERN uint64_t cnet_server_accept_errors(const cnet_server_t *srv);
+
 /* server.ref() / server.unref(): whether a listening server keeps the loop
  * alive. Remembered before listen. */
 CNET_EXTERN void cnet_server_ref(cnet_server_t *srv);
 CNET_EXTERN void cnet_server_unref(cnet_server_t *srv);
 
 /* Close (if listening) and give the server back. Its 'close' listeners still
- * run; memory goes once they have and every callback is done. Safe from any
+ * run; the memory goes after them, and never while it is inside one
  * of its own listeners. Accepted sockets live on and close on their own. */
 CNET_EXTERN void cnet_server_free(cnet_server_t *srv);
 
@@ -378,7 +463,10 @@ typedef struct cnet_connect_options_s {
   int port;         /* TCP: 1..65535 here (0 means "not given"; use
                        cnet_socket_connect_port to try port 0) */
   const char *host; /* NULL: "localhost" */
-  const char *path; /* IPC: connect to a Unix socket; TCP fields ignored */
+  /* IPC: connect to a Unix socket; the TCP fields are then ignored. As for
+   * listen: never truncated (ENAMETOOLONG), a leading NUL byte is a Linux
+   * abstract name. In error messages an abstract name's NUL shows as '@'. */
+  const char *path;
   size_t path_len;  /* 0: strlen(path); set it for abstract names */
   int family;       /* 0, 4 or 6: which addresses a name may resolve to */
   bool allow_half_open;   /* cnet_create_connection only */

@@ -39,15 +39,29 @@ int cnet__sockaddr_from_ip(cnet__sockaddr_t *out, const char *ip, int port) {
 }
 
 /* Node v20 silently truncates a path longer than sun_path and binds a
- * different name; cnet refuses instead (DESIGN: safe where Node is not). */
+ * different name; cnet refuses instead (DESIGN: safe where Node is not).
+ * A file name needs room for its NUL; an abstract name (a leading NUL byte,
+ * Linux) is its bytes exactly and may fill sun_path. */
 int cnet__check_pipe_path(const char *path, size_t len) {
   struct sockaddr_un un;
 
   if (path == NULL || len == 0)
     return UV_EINVAL;
+  if (path[0] == '\0')
+    return len > sizeof(un.sun_path) ? UV_ENAMETOOLONG : 0;
   if (len >= sizeof(un.sun_path))
     return UV_ENAMETOOLONG;
   if (memchr(path, '\0', len) != NULL)
-    return UV_EINVAL; /* abstract names need libuv >= 1.46 or own code */
+    return UV_EINVAL; /* the kernel would stop at the NUL: another name */
   return 0;
+}
+
+/* A path fit for a C string: an abstract name's NUL bytes become '@', as
+ * ss(8) shows them. out has CNET_ADDR_MAX bytes; len fits (checked). */
+void cnet__pipe_display(char *out, const char *path, size_t len) {
+  size_t i;
+
+  for (i = 0; i < len && i < CNET_ADDR_MAX - 1; i++)
+    out[i] = path[i] != '\0' ? path[i] : '@';
+  out[i] = '\0';
 }

@@ -6,6 +6,8 @@
 
 #include "cnet.h"
 
+#include <errno.h>
+
 #include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #define container_of(ptr, type, member)                                        \
   ((type *)((char *)(ptr)-offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define CNET__ERR(e) (-(e)) /* errno to libuv code (uv.h undefines UV__ERR) */
 
 #define CNET__DEFAULT_HWM 16384
 #define CNET__DEFAULT_BACKLOG 511
@@ -133,6 +136,21 @@ int cnet__sockaddr_from_ip(cnet__sockaddr_t *out, const char *ip, int port);
 /* Checks a Unix socket path: UV_ENAMETOOLONG past sun_path, UV_EINVAL for
  * an empty one. */
 int cnet__check_pipe_path(const char *path, size_t len);
+/* path as text for messages: an abstract name's NUL bytes shown as '@'. */
+void cnet__pipe_display(char *out, const char *path, size_t len);
+
+/* ---- the socket calls libuv 1.44 cannot make (os_socket.c) ---------------
+ * Each returns a descriptor or a negative libuv code. */
+
+int cnet__set_reuse_port(int fd);
+int cnet__listen_tcp(const cnet__sockaddr_t *sa, bool ipv6_only,
+                     bool reuse_port, int backlog);
+int cnet__listen_unix(const char *path, size_t len, bool readable_all,
+                      bool writable_all, int backlog);
+int cnet__listen_adopt(int fd, int backlog, bool *is_unix);
+int cnet__dup(int fd);
+int cnet__connect_unix(const char *path, size_t len, int *fd_out);
+int cnet__accept(int listen_fd);
 
 /* ---- name lookup (lookup.c) ---------------------------------------------- */
 
@@ -173,6 +191,8 @@ enum {
   S_REMOTE_KNOWN = 1u << 21,
   S_COUNTED = 1u << 22, /* counted in server->connections */
   S_AUTO_END = 1u << 23, /* ended by the automatic end() after 'end' */
+  S_BUSY = 1u << 24,     /* read something since the write queue emptied */
+  S_IDLE_CHECK = 1u << 25, /* a graceful close's idle check is queued */
 };
 
 typedef struct cnet__chunk_s cnet__chunk_t;
@@ -233,11 +253,76 @@ cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
                                   size_t hwm);
 void cnet__socket_apply_options(cnet_socket_t *s);
 
-/* ---- server (server.c) ---------------------------------------------------- */
+/* ---- server (server.c, accept.c) ----------------------------------------- */
+
+enum {
+  SV_LISTENING = 1u << 0,
+  SV_USER_REF = 1u << 1,
+  SV_UNREF = 1u << 2,
+  SV_RESOLVING = 1u << 3, /* listen(host) waits for its lookup */
+  SV_PIPE = 1u << 4,
+  SV_GRACEFUL = 1u << 5, /* close_gracefully: end connections as they idle */
+};
+
+/* The listening socket. cnet makes it (os_socket.c) and watches it with a
+ * uv_poll_t rather than uv_listen(): libuv 1.44 offers no way to stop
+ * calling accept() when it fails for want of descriptors, and spins. Kept
+ * apart from the server so that close() can leave it to finish closing
+ * while the server listens again (CL-06). */
+typedef struct cnet__acceptor_s {
+  uv_poll_t poll;     /* readable: connections wait in the backlog */
+  uv_timer_t backoff; /* after a resource failure: when to try again */
+  cnet_server_t *srv; /* NULL once detached by close() */
+  int fd;
+  int held_fd;        /* accepted, waiting for memory to become a socket */
+  unsigned backoff_ms; /* 0 while accepting normally */
+  uint8_t handles;    /* open libuv handles; freed when none is left */
+  bool backing_off;
+} cnet__acceptor_t;
+
+struct cnet_server_s {
+  cnet__loop_t *loop;
+  cnet__emitter_t emitter;
+  uint32_t refs; /* user + accepted sockets + running emits + ticks */
+  uint32_t flags;
+  uint32_t gen; /* bumped by listen and close: stale ticks see a change */
+  cnet__acceptor_t *lh;
+  size_t connections;
+  uint64_t accept_errors;
+  cnet_server_options_t opts;
+  void *data;
+  char *path; /* the IPC name we bound (exact bytes), NULL otherwise */
+  size_t path_len;
+  uv_timer_t *deadline; /* close_gracefully's, while it runs */
+};
 
 void cnet__server_retain(cnet_server_t *srv);
 void cnet__server_release(cnet_server_t *srv);
+void cnet__server_emit(cnet_server_t *srv, const cnet_event_t *ev);
+void cnet__server_defer_error(cnet_server_t *srv, const cnet_error_t *err);
 /* An accepted socket was destroyed: count it out, maybe emit 'close'. */
 void cnet__server_connection_gone(cnet_server_t *srv);
+
+/* accept.c: start watching fd (a listening socket); 0 or an error, and then
+ * the descriptor is still the caller's. */
+int cnet__acceptor_start(cnet_server_t *srv, int fd);
+/* Stop and close the listener (and its descriptor) in the background. */
+void cnet__acceptor_close(cnet__acceptor_t *lh);
+void cnet__acceptor_set_ref(cnet__acceptor_t *lh, bool ref);
+/* Marks s as one of srv's connections, for cnet__server_each. */
+void cnet__connection_tag(cnet_socket_t *s);
+/* Calls fn on each open connection srv accepted (each held for the call). */
+void cnet__server_each(cnet_server_t *srv,
+                       void (*fn)(cnet_socket_t *s, void *arg), void *arg);
+
+/* A socket's write queue emptied with nothing read since: under a graceful
+ * close, the server ends it (on the next tick, so that a reply made of
+ * several writes in one callback is not cut). */
+void cnet__server_connection_idle(cnet_socket_t *s);
+static inline void cnet__stream_went_idle(cnet_socket_t *s) {
+  s->flags &= ~S_BUSY;
+  if (s->server != NULL && (s->server->flags & SV_GRACEFUL))
+    cnet__server_connection_idle(s);
+}
 
 #endif /* CNET_INTERNAL_H */

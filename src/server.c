@@ -1,50 +1,23 @@
-/* net.Server: listen over TCP and IPC, accept, close, connection counting.
+/* net.Server: every listen form (TCP, IPC, a descriptor, another server's
+ * socket), close and graceful close, counting and properties. Accepting is
+ * in accept.c, the socket system calls in os_socket.c.
  *
- * The listening handle is allocated apart from the server: close() detaches
- * it and lets libuv finish closing it in the background, so the same server
- * may listen again at once (CL-06, LE-02) -- the docs' EADDRINUSE retry. */
+ * The listener is allocated apart from the server: close() detaches it and
+ * lets libuv finish closing it in the background, so the same server may
+ * listen again at once (CL-06, LE-02) -- the docs' EADDRINUSE retry. */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
-
-enum {
-  SV_LISTENING = 1u << 0,
-  SV_USER_REF = 1u << 1,
-  SV_UNREF = 1u << 2,
-  SV_RESOLVING = 1u << 3, /* listen(host) waits for its lookup */
-  SV_PIPE = 1u << 4,
-};
-
-typedef struct {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h;
-  cnet_server_t *srv; /* NULL once detached by close() */
-} listen_handle_t;
-
-struct cnet_server_s {
-  cnet__loop_t *loop;
-  cnet__emitter_t emitter;
-  uint32_t refs; /* user + accepted sockets + running emits + ticks */
-  uint32_t flags;
-  uint32_t gen; /* bumped by listen and close: stale ticks see a change */
-  listen_handle_t *lh;
-  size_t connections;
-  cnet_server_options_t opts;
-  void *data;
-  char *path; /* the IPC path we bound, unlinked by close */
-  size_t path_len;
-};
 
 typedef struct {
   cnet_server_t *srv;
   uint32_t gen;
   int port, backlog;
-  bool ipv6_only;
+  bool ipv6_only, reuse_port;
   char host[CNET_HOST_MAX];
 } listen_lookup_t;
 
@@ -66,14 +39,14 @@ void cnet__server_release(cnet_server_t *srv) {
   assert(srv->refs > 0);
   if (--srv->refs != 0)
     return;
-  assert(srv->lh == NULL);
+  assert(srv->lh == NULL && srv->deadline == NULL);
   cnet__emitter_free(&srv->emitter);
   free(srv->path);
   free(srv);
   cnet__loop_put(L);
 }
 
-static void server_emit(cnet_server_t *srv, const cnet_event_t *ev) {
+void cnet__server_emit(cnet_server_t *srv, const cnet_event_t *ev) {
   srv->refs++;
   cnet__emit(&srv->emitter, srv, ev, server_invoke);
   cnet__server_release(srv);
@@ -104,100 +77,23 @@ static void run_error(cnet__tick_t *t) {
   if (cnet__emitter_count(&srv->emitter, CNET_EV_ERROR) == 0)
     cnet__unhandled_error("server", err);
   else
-    server_emit(srv, &ev);
+    cnet__server_emit(srv, &ev);
   free(err);
 }
 
-static void defer_error(cnet_server_t *srv, const cnet_error_t *err) {
+void cnet__server_defer_error(cnet_server_t *srv, const cnet_error_t *err) {
   cnet_error_t *copy = cnet__xmalloc(sizeof(*copy));
 
   *copy = *err;
   server_defer(srv, run_error, copy);
 }
 
-/* ---- accepting ---------------------------------------------------------- */
-
-static void accept_one(cnet_server_t *srv, listen_handle_t *lh) {
-  const cnet_server_options_t *o = &srv->opts;
-  cnet__loop_t *L = srv->loop;
-  cnet_socket_t *s = cnet__socket_alloc(L, o->allow_half_open,
-                                        o->high_water_mark);
-  cnet_event_t ev = {.type = CNET_EV_CONNECTION};
-  bool ipc = (srv->flags & SV_PIPE) != 0;
-  int err;
-
-  if (s == NULL)
-    return; /* the connection waits in the backlog for the next round */
-  L->refs++;
-  err = ipc ? uv_pipe_init(L->uv, &s->h.pipe, 0)
-            : uv_tcp_init(L->uv, &s->h.tcp);
-  s->refs = 1; /* the open handle's */
-  s->flags |= S_HANDLE_OPEN | (ipc ? S_PIPE : 0);
-  if (err == 0)
-    err = uv_accept(&lh->h.stream, &s->h.stream);
-  if (err != 0) {
-    cnet_socket_destroy(s, NULL); /* nobody listens: closes quietly */
-    return;
-  }
-  s->server = srv;
-  srv->refs++;
-  srv->connections++;
-  s->flags |= S_CONNECTED | S_COUNTED;
-  if (!ipc) { /* the peer, kept past 'close' as for connect() (ST-06) */
-    int len = sizeof(s->remote);
-    if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0)
-      s->flags |= S_REMOTE_KNOWN;
-  }
-  if (o->no_delay)
-    s->flags |= S_NO_DELAY;
-  if (o->keep_alive)
-    s->flags |= S_KEEP_ALIVE;
-  s->keep_alive_delay = o->keep_alive_initial_delay / 1000; /* SV-03 */
-  if (o->pause_on_connect)
-    s->flags |= S_PAUSED; /* SV-07: not one byte read until resume() */
-  cnet__socket_apply_options(s); /* SV-05/06: before 'connection' */
-  ev.connection = s;
-  cnet__socket_retain(s);
-  server_emit(srv, &ev);
-  cnet__stream_maybe_read(s);
-  cnet__socket_release(s);
-}
-
-static void on_connection(uv_stream_t *stream, int status) {
-  listen_handle_t *lh = container_of(stream, listen_handle_t, h.stream);
-  cnet_server_t *srv = lh->srv;
-  cnet__loop_t *L = srv->loop;
-  cnet_error_t err;
-
-  cnet__loop_enter(L);
-  srv->refs++;
-  if (status == 0) {
-    accept_one(srv, lh);
-  } else if (status != UV_EMFILE && status != UV_ENFILE &&
-             status != UV_ENOBUFS && status != UV_ENOMEM &&
-             status != UV_ECONNABORTED) {
-    cnet__error_errno(&err, status, "accept");
-    defer_error(srv, &err);
-  }
-  /* XXX(servers issue): transient accept failures get their own event,
-   * counter and back-off; libuv already keeps them from spinning. */
-  cnet__server_release(srv);
-  cnet__loop_leave(L);
-}
-
 /* ---- listening ---------------------------------------------------------- */
 
-static void on_listen_handle_closed(uv_handle_t *h) {
-  free(container_of(h, listen_handle_t, h.handle));
-}
-
-static void detach_handle(cnet_server_t *srv) {
-  listen_handle_t *lh = srv->lh;
-
+static void detach_listener(cnet_server_t *srv) {
+  cnet__acceptor_close(srv->lh);
   srv->lh = NULL;
   srv->flags &= ~SV_LISTENING;
-  lh->srv = NULL;
-  uv_close(&lh->h.handle, on_listen_handle_closed);
   if (srv->path != NULL) { /* CL-07: we made the file, we remove it */
     if (srv->path[0] != '\0')
       unlink(srv->path);
@@ -211,57 +107,31 @@ static void run_listening(cnet__tick_t *t) {
   cnet_event_t ev = {.type = CNET_EV_LISTENING};
 
   if ((uint32_t)t->status == srv->gen && (srv->flags & SV_LISTENING))
-    server_emit(srv, &ev);
+    cnet__server_emit(srv, &ev);
 }
 
-static listen_handle_t *handle_new(cnet_server_t *srv) {
-  listen_handle_t *lh = calloc(1, sizeof(*lh));
-
-  if (lh != NULL) {
-    lh->srv = srv;
-    srv->lh = lh;
-  }
-  return lh;
-}
-
-/* The handle is made; the socket may not be bound: LE-04, bind errors
- * surface from listen(). */
-static int start_listening(cnet_server_t *srv, int backlog) {
-  int err = uv_listen(&srv->lh->h.stream,
-                      backlog > 0 ? backlog : CNET__DEFAULT_BACKLOG,
-                      on_connection);
+/* fd listens already; from here the server owns it. On failure it is
+ * still the caller's. */
+static int start_listening(cnet_server_t *srv, int fd, bool pipe) {
+  int err = cnet__acceptor_start(srv, fd);
 
   if (err != 0)
     return err;
-  srv->flags |= SV_LISTENING;
-  if (srv->flags & SV_UNREF)
-    uv_unref(&srv->lh->h.handle);
+  srv->flags = (srv->flags & ~SV_PIPE) | SV_LISTENING | (pipe ? SV_PIPE : 0);
   server_defer(srv, run_listening, NULL);
   return 0;
 }
 
+/* LE-04: bind errors are reported as listen's, as libuv defers them. */
 static int bind_tcp(cnet_server_t *srv, const cnet__sockaddr_t *sa,
-                    bool ipv6_only, int backlog) {
-  listen_handle_t *lh = handle_new(srv);
+                    bool ipv6_only, bool reuse_port, int backlog) {
+  int fd = cnet__listen_tcp(sa, ipv6_only, reuse_port, backlog);
   int err;
 
-  if (lh == NULL)
-    return UV_ENOMEM;
-  srv->flags &= ~SV_PIPE;
-  err = uv_tcp_init_ex(srv->loop->uv, &lh->h.tcp, sa->sa.sa_family);
-  if (err != 0) {
-    srv->lh = NULL;
-    free(lh);
-    return err;
-  }
-  err = uv_tcp_bind(&lh->h.tcp, &sa->sa,
-                    ipv6_only && sa->sa.sa_family == AF_INET6
-                        ? UV_TCP_IPV6ONLY
-                        : 0);
-  if (err == 0)
-    err = start_listening(srv, backlog);
-  if (err != 0)
-    detach_handle(srv);
+  if (fd < 0)
+    return fd;
+  if ((err = start_listening(srv, fd, false)) != 0)
+    close(fd);
   return err;
 }
 
@@ -272,44 +142,49 @@ static void listen_failed(cnet_server_t *srv, int err, const char *address,
   cnet_error_t e;
 
   cnet__error_listen(&e, err, address, port);
-  defer_error(srv, &e);
+  cnet__server_defer_error(srv, &e);
 }
+
+typedef struct {
+  int port, backlog;
+  bool ipv6_only, reuse_port;
+} tcp_args_t;
 
 /* LS-06: no host means "::" (dual-stack), or "0.0.0.0" where the machine
  * has no IPv6. */
-static void listen_any(cnet_server_t *srv, int port, bool ipv6_only,
-                       int backlog) {
+static void listen_any(cnet_server_t *srv, const tcp_args_t *a) {
   cnet__sockaddr_t sa;
   int err;
 
-  cnet__sockaddr_from_ip(&sa, "::", port);
-  err = bind_tcp(srv, &sa, ipv6_only, backlog);
+  cnet__sockaddr_from_ip(&sa, "::", a->port);
+  err = bind_tcp(srv, &sa, a->ipv6_only, a->reuse_port, a->backlog);
   if (err == UV_EAFNOSUPPORT || err == UV_EADDRNOTAVAIL) {
-    cnet__sockaddr_from_ip(&sa, "0.0.0.0", port);
-    err = bind_tcp(srv, &sa, false, backlog);
+    cnet__sockaddr_from_ip(&sa, "0.0.0.0", a->port);
+    err = bind_tcp(srv, &sa, false, a->reuse_port, a->backlog);
     if (err != 0)
-      listen_failed(srv, err, "0.0.0.0", port);
+      listen_failed(srv, err, "0.0.0.0", a->port);
   } else if (err != 0) {
-    listen_failed(srv, err, "::", port);
+    listen_failed(srv, err, "::", a->port);
   }
 }
 
-static void listen_ip(cnet_server_t *srv, const char *ip, int port,
-                      bool ipv6_only, int backlog) {
+static void listen_ip(cnet_server_t *srv, const char *ip,
+                      const tcp_args_t *a) {
   cnet__sockaddr_t sa;
   int err;
 
-  cnet__sockaddr_from_ip(&sa, ip, port);
-  err = bind_tcp(srv, &sa, ipv6_only, backlog);
+  cnet__sockaddr_from_ip(&sa, ip, a->port);
+  err = bind_tcp(srv, &sa, a->ipv6_only, a->reuse_port, a->backlog);
   if (err != 0)
-    listen_failed(srv, err, ip, port);
+    listen_failed(srv, err, ip, a->port);
 }
 
 static void on_listen_lookup(cnet__lookup_t *req, int status,
                              struct addrinfo *res, void *data) {
   listen_lookup_t *ll = data;
   cnet_server_t *srv = ll->srv;
-  cnet_address_t a;
+  tcp_args_t a = {ll->port, ll->backlog, ll->ipv6_only, ll->reuse_port};
+  cnet_address_t addr;
   cnet_error_t err;
 
   (void)req;
@@ -317,10 +192,10 @@ static void on_listen_lookup(cnet__lookup_t *req, int status,
     srv->flags &= ~SV_RESOLVING;
     if (status != 0 || res == NULL) {
       cnet__error_dns(&err, status != 0 ? status : UV_EAI_NONAME, ll->host);
-      defer_error(srv, &err);
-    } else {
-      cnet__address_from_sockaddr(&a, res->ai_addr);
-      listen_ip(srv, a.address, ll->port, ll->ipv6_only, ll->backlog);
+      cnet__server_defer_error(srv, &err);
+    } else { /* LS-08: v20 takes the first answer */
+      cnet__address_from_sockaddr(&addr, res->ai_addr);
+      listen_ip(srv, addr.address, &a);
     }
   }
   if (res != NULL)
@@ -340,6 +215,7 @@ static int listen_name(cnet_server_t *srv, const cnet_listen_options_t *o) {
   ll->port = o->port;
   ll->backlog = o->backlog;
   ll->ipv6_only = o->ipv6_only;
+  ll->reuse_port = o->reuse_port;
   snprintf(ll->host, sizeof(ll->host), "%s", o->host);
   err = cnet__lookup(srv->loop, o->host, 0, on_listen_lookup, ll);
   if (err != 0) {
@@ -353,34 +229,54 @@ static int listen_name(cnet_server_t *srv, const cnet_listen_options_t *o) {
 
 static int listen_pipe(cnet_server_t *srv, const cnet_listen_options_t *o,
                        size_t len) {
-  listen_handle_t *lh;
-  int mode = (o->readable_all ? UV_READABLE : 0) |
-             (o->writable_all ? UV_WRITABLE : 0);
-  int err;
+  char shown[CNET_ADDR_MAX];
+  int fd, err;
 
-  if ((srv->path = malloc(len + 1)) == NULL || (lh = handle_new(srv)) == NULL)
+  if ((srv->path = malloc(len + 1)) == NULL)
     return cnet__fail(UV_ENOMEM);
   memcpy(srv->path, o->path, len);
   srv->path[len] = '\0';
   srv->path_len = len;
-  srv->flags |= SV_PIPE;
-  uv_pipe_init(srv->loop->uv, &lh->h.pipe, 0);
-  err = uv_pipe_bind(&lh->h.pipe, srv->path);
-  if (err != 0) {
-    free(srv->path); /* IP-C-07: not ours to unlink */
+  fd = cnet__listen_unix(o->path, len, o->readable_all, o->writable_all,
+                         o->backlog);
+  if (fd < 0 || (err = start_listening(srv, fd, true)) != 0) {
+    if (fd >= 0) {
+      close(fd);
+      if (o->path[0] != '\0')
+        unlink(srv->path);
+    }
+    err = fd < 0 ? fd : err;
+    free(srv->path); /* IP-C-07: a file we did not make is not ours */
     srv->path = NULL;
-  }
-  if (err == 0 && mode != 0)
-    err = uv_pipe_chmod(&lh->h.pipe, mode);
-  if (err == 0)
-    err = start_listening(srv, o->backlog);
-  if (err != 0) {
-    cnet_error_t e;
-    cnet__error_listen(&e, err, o->path, -1); /* LE-05: port -1 */
-    detach_handle(srv);
-    defer_error(srv, &e);
+    /* libuv reports a missing directory as EACCES, and Node with it */
+    if (err == UV_ENOENT)
+      err = UV_EACCES;
+    cnet__pipe_display(shown, o->path, len);
+    listen_failed(srv, err, shown, -1); /* LE-05: port -1 */
   }
   return 0;
+}
+
+static int fail_already_listening(const cnet_server_t *srv) {
+  if (srv->lh != NULL || (srv->flags & SV_RESOLVING))
+    return cnet__fail(CNET_ERR_SERVER_ALREADY_LISTEN);
+  return 0;
+}
+
+/* Node's inspect() of the options, for IP-C-06's message. */
+static void describe_abstract(char *out, size_t n,
+                              const cnet_listen_options_t *o, size_t len) {
+  size_t at = (size_t)snprintf(out, n, "{ path: '");
+
+  for (size_t i = 0; i < len && at + 8 < n; i++) {
+    unsigned char c = (unsigned char)o->path[i];
+    at += (size_t)snprintf(out + at, n - at, c < 0x20 || c == 0x7f ? "\\x%02x"
+                                                                   : "%c",
+                           c);
+  }
+  snprintf(out + at, n - at, "'%s%s }",
+           o->readable_all ? ", readableAll: true" : "",
+           o->writable_all ? ", writableAll: true" : "");
 }
 
 static int check_listen(const cnet_server_t *srv,
@@ -390,8 +286,8 @@ static int check_listen(const cnet_server_t *srv,
   if (srv == NULL || o == NULL)
     return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"options\" argument",
                       "object", "NULL");
-  if (srv->lh != NULL || (srv->flags & SV_RESOLVING))
-    return cnet__fail(CNET_ERR_SERVER_ALREADY_LISTEN);
+  if ((err = fail_already_listening(srv)) != 0)
+    return err;
   if ((err = cnet__check_port(o->port, "options.port")) != 0)
     return err; /* LS-10: a bad port fails even with a good path */
   if (o->backlog < 0) {
@@ -404,6 +300,14 @@ static int check_listen(const cnet_server_t *srv,
     *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
     if ((err = cnet__check_pipe_path(o->path, *path_len)) != 0)
       return cnet__fail_errno(err, "listen");
+    if (o->path[0] == '\0' && (o->readable_all || o->writable_all)) {
+      char received[CNET_ADDR_MAX * 4 + 64];
+      describe_abstract(received, sizeof(received), o, *path_len);
+      return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "argument 'options'",
+                        "can not set readableAll or writableAllt to true "
+                        "when path is abstract unix socket", /* Node's typo */
+                        received);
+    }
   }
   if (o->host != NULL && o->host[0] == '\0')
     return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.host'",
@@ -411,22 +315,32 @@ static int check_listen(const cnet_server_t *srv,
   return 0;
 }
 
+/* Every listen starts a new generation: ticks and lookups of an earlier
+ * one see the change and stand down. */
+static void begin_listen(cnet_server_t *srv, cnet_server_listener cb,
+                         void *ctx) {
+  srv->gen++;
+  if (cb != NULL) /* LS-05 */
+    cnet_server_once(srv, CNET_EV_LISTENING, cb, ctx);
+}
+
 int cnet_server_listen(cnet_server_t *srv, const cnet_listen_options_t *opts,
                        cnet_server_listener cb, void *ctx) {
+  tcp_args_t a;
   size_t path_len = 0;
   int err;
 
   if ((err = check_listen(srv, opts, &path_len)) != 0)
     return err;
-  srv->gen++;
-  if (cb != NULL) /* LS-05 */
-    cnet_server_once(srv, CNET_EV_LISTENING, cb, ctx);
+  begin_listen(srv, cb, ctx);
   if (opts->path != NULL && opts->port == 0)
     return listen_pipe(srv, opts, path_len);
+  a = (tcp_args_t){opts->port, opts->backlog, opts->ipv6_only,
+                   opts->reuse_port};
   if (opts->host == NULL)
-    listen_any(srv, opts->port, opts->ipv6_only, opts->backlog);
+    listen_any(srv, &a);
   else if (cnet_is_ip(opts->host))
-    listen_ip(srv, opts->host, opts->port, opts->ipv6_only, opts->backlog);
+    listen_ip(srv, opts->host, &a);
   else
     return listen_name(srv, opts);
   return 0;
@@ -449,6 +363,79 @@ int cnet_server_listen_path(cnet_server_t *srv, const char *path, int backlog,
   return cnet_server_listen(srv, &o, cb, ctx);
 }
 
+/* LS-17/LS-18: adopt fd; a descriptor that is not a stream socket is an
+ * 'error' ("listen EINVAL: invalid argument", no address). When owned, fd
+ * is ours to close if that happens (a duplicate we made). */
+static int listen_descriptor(cnet_server_t *srv, int fd, bool owned,
+                             int backlog, cnet_server_listener cb,
+                             void *ctx) {
+  bool is_unix = false;
+  int err;
+
+  begin_listen(srv, cb, ctx);
+  err = cnet__listen_adopt(fd, backlog, &is_unix);
+  if (err >= 0)
+    err = start_listening(srv, fd, is_unix);
+  if (err < 0) {
+    if (owned)
+      close(fd);
+    listen_failed(srv, err, "", 0);
+  }
+  return 0;
+}
+
+int cnet_server_listen_fd(cnet_server_t *srv, int fd, int backlog,
+                          cnet_server_listener cb, void *ctx) {
+  int err;
+
+  if (srv == NULL)
+    return cnet__fail(UV_EINVAL);
+  if ((err = fail_already_listening(srv)) != 0)
+    return err;
+  if (fd < 0)
+    return cnet__fail_errno(UV_EBADF, "listen");
+  return listen_descriptor(srv, fd, false, backlog, cb, ctx);
+}
+
+static int listen_duplicate(cnet_server_t *srv, int fd, int backlog,
+                            cnet_server_listener cb, void *ctx) {
+  int copy = cnet__dup(fd);
+
+  if (copy < 0)
+    return cnet__fail_errno(copy, "listen");
+  return listen_descriptor(srv, copy, true, backlog, cb, ctx);
+}
+
+int cnet_server_listen_server(cnet_server_t *srv, const cnet_server_t *other,
+                              int backlog, cnet_server_listener cb,
+                              void *ctx) {
+  int err;
+
+  if (srv == NULL || other == NULL)
+    return cnet__fail(UV_EINVAL);
+  if ((err = fail_already_listening(srv)) != 0)
+    return err;
+  if (other->lh == NULL)
+    return cnet__fail(CNET_ERR_SERVER_NOT_RUNNING);
+  return listen_duplicate(srv, other->lh->fd, backlog, cb, ctx);
+}
+
+int cnet_server_listen_socket(cnet_server_t *srv, const cnet_socket_t *socket,
+                              int backlog, cnet_server_listener cb,
+                              void *ctx) {
+  uv_os_fd_t fd;
+  int err;
+
+  if (srv == NULL || socket == NULL)
+    return cnet__fail(UV_EINVAL);
+  if ((err = fail_already_listening(srv)) != 0)
+    return err;
+  if (!(socket->flags & S_HANDLE_OPEN) ||
+      uv_fileno(&socket->h.handle, &fd) != 0)
+    return cnet__fail_errno(UV_EBADF, "listen");
+  return listen_duplicate(srv, fd, backlog, cb, ctx);
+}
+
 /* ---- closing ------------------------------------------------------------ */
 
 static void run_close(cnet__tick_t *t) {
@@ -460,14 +447,31 @@ static void run_close(cnet__tick_t *t) {
     cnet__error_node(&err, CNET_ERR_SERVER_NOT_RUNNING);
     ev.close.error = &err;
   }
-  server_emit(srv, &ev);
+  cnet__server_emit(srv, &ev);
 }
 
-/* Node's _emitCloseIfDrained: 'close' once no handle and no connection is
- * left, on the next tick. */
+static void on_deadline_closed(uv_handle_t *h) {
+  cnet_server_t *srv = h->data;
+
+  free(h);
+  cnet__server_release(srv);
+}
+
+static void stop_deadline(cnet_server_t *srv) {
+  if (srv->deadline != NULL) {
+    uv_close((uv_handle_t *)srv->deadline, on_deadline_closed);
+    srv->deadline = NULL;
+  }
+}
+
+/* Node's _emitCloseIfDrained: 'close' once no listener and no connection
+ * is left, on the next tick. */
 static void maybe_emit_close(cnet_server_t *srv, bool not_running) {
-  if (srv->lh == NULL && srv->connections == 0)
+  if (srv->lh == NULL && srv->connections == 0) {
+    srv->flags &= ~SV_GRACEFUL;
+    stop_deadline(srv);
     server_defer(srv, run_close, not_running ? srv : NULL);
+  }
 }
 
 void cnet__server_connection_gone(cnet_server_t *srv) {
@@ -487,8 +491,86 @@ int cnet_server_close(cnet_server_t *srv, cnet_server_listener cb, void *ctx) {
   srv->flags &= ~SV_RESOLVING;
   srv->gen++;
   if (running)
-    detach_handle(srv);
+    detach_listener(srv);
   maybe_emit_close(srv, !running);
+  return 0;
+}
+
+static bool is_idle(const cnet_socket_t *s) {
+  return !(s->flags & (S_BUSY | S_ENDING | S_DESTROYED)) &&
+         s->wq_head == NULL;
+}
+
+static void end_if_idle(cnet_socket_t *s, void *count) {
+  if (is_idle(s)) {
+    cnet_socket_end(s, NULL, 0, NULL, NULL);
+    ++*(int *)count;
+  }
+}
+
+int cnet_server_close_idle(cnet_server_t *srv) {
+  int count = 0;
+
+  if (srv == NULL)
+    return cnet__fail(UV_EINVAL);
+  cnet__server_each(srv, end_if_idle, &count);
+  return count;
+}
+
+static void run_idle_check(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
+  int count = 0;
+
+  s->flags &= ~S_IDLE_CHECK;
+  if (s->server != NULL && (s->server->flags & SV_GRACEFUL))
+    end_if_idle(s, &count);
+}
+
+void cnet__server_connection_idle(cnet_socket_t *s) {
+  if (!(s->flags & S_IDLE_CHECK)) {
+    s->flags |= S_IDLE_CHECK;
+    cnet__socket_defer(s, run_idle_check, NULL, NULL, 0);
+  }
+}
+
+static void destroy_connection(cnet_socket_t *s, void *arg) {
+  (void)arg;
+  cnet_socket_destroy(s, NULL);
+}
+
+static void on_deadline(uv_timer_t *timer) {
+  cnet_server_t *srv = timer->data;
+  cnet__loop_t *L = srv->loop;
+
+  cnet__loop_enter(L);
+  srv->refs++;
+  stop_deadline(srv);
+  cnet__server_each(srv, destroy_connection, NULL);
+  cnet__server_release(srv);
+  cnet__loop_leave(L);
+}
+
+int cnet_server_close_gracefully(cnet_server_t *srv, uint64_t deadline_ms,
+                                 cnet_server_listener cb, void *ctx) {
+  uv_timer_t *timer = NULL;
+
+  if (srv == NULL)
+    return cnet__fail(UV_EINVAL);
+  if (deadline_ms != 0 && srv->deadline == NULL && srv->connections != 0 &&
+      (timer = malloc(sizeof(*timer))) == NULL)
+    return cnet__fail(UV_ENOMEM); /* nothing done yet */
+  cnet_server_close(srv, cb, ctx);
+  if (srv->connections == 0)
+    return 0; /* 'close' is already on its way */
+  srv->flags |= SV_GRACEFUL;
+  if (timer != NULL) {
+    uv_timer_init(srv->loop->uv, timer);
+    timer->data = srv;
+    srv->refs++; /* the timer's, dropped when it has closed */
+    uv_timer_start(timer, on_deadline, deadline_ms, 0);
+    srv->deadline = timer;
+  }
+  cnet_server_close_idle(srv);
   return 0;
 }
 
@@ -531,26 +613,39 @@ void cnet_server_free(cnet_server_t *srv) {
   cnet__server_release(srv);
 }
 
+/* TCP: getsockname. IPC: the name as given (AD-02), or for an adopted
+ * socket the one the kernel has. */
 int cnet_server_address(const cnet_server_t *srv, cnet_address_t *out) {
-  cnet__sockaddr_t sa;
-  int len = sizeof(sa);
-  int err;
+  union {
+    cnet__sockaddr_t ip;
+    struct sockaddr_un un;
+  } sa;
+  socklen_t len = sizeof(sa);
 
   if (out == NULL)
     return UV_EINVAL;
   memset(out, 0, sizeof(*out));
   if (srv == NULL || !(srv->flags & SV_LISTENING))
     return UV_ENOTCONN; /* AD-03: Node's null */
-  if (srv->flags & SV_PIPE) { /* AD-02: the path as given */
+  if (srv->path != NULL) {
     memcpy(out->address, srv->path, srv->path_len);
     out->address_len = srv->path_len;
     out->port = -1;
     return 0;
   }
-  err = uv_tcp_getsockname(&srv->lh->h.tcp, &sa.sa, &len);
-  if (err == 0)
-    cnet__address_from_sockaddr(out, &sa.sa);
-  return err;
+  if (getsockname(srv->lh->fd, &sa.ip.sa, &len) != 0)
+    return CNET__ERR(errno);
+  if (sa.ip.sa.sa_family != AF_UNIX) {
+    cnet__address_from_sockaddr(out, &sa.ip.sa);
+    return 0;
+  }
+  len -= (socklen_t)offsetof(struct sockaddr_un, sun_path);
+  if (len > 0 && sa.un.sun_path[0] != '\0')
+    len = (socklen_t)strnlen(sa.un.sun_path, len);
+  memcpy(out->address, sa.un.sun_path, len);
+  out->address_len = len;
+  out->port = -1;
+  return 0;
 }
 
 bool cnet_server_listening(const cnet_server_t *srv) {
@@ -576,12 +671,25 @@ size_t cnet_server_connections(const cnet_server_t *srv) {
   return srv != NULL ? srv->connections : 0;
 }
 
+unsigned cnet_server_max_connections(const cnet_server_t *srv) {
+  return srv != NULL ? srv->opts.max_connections : 0;
+}
+
+void cnet_server_set_max_connections(cnet_server_t *srv, unsigned max) {
+  if (srv != NULL)
+    srv->opts.max_connections = max;
+}
+
+uint64_t cnet_server_accept_errors(const cnet_server_t *srv) {
+  return srv != NULL ? srv->accept_errors : 0;
+}
+
 void cnet_server_ref(cnet_server_t *srv) {
   if (srv == NULL)
     return;
   srv->flags &= ~SV_UNREF;
   if (srv->lh != NULL)
-    uv_ref(&srv->lh->h.handle);
+    cnet__acceptor_set_ref(srv->lh, true);
 }
 
 void cnet_server_unref(cnet_server_t *srv) {
@@ -589,7 +697,7 @@ void cnet_server_unref(cnet_server_t *srv) {
     return;
   srv->flags |= SV_UNREF; /* RF-02: remembered before listen */
   if (srv->lh != NULL)
-    uv_unref(&srv->lh->h.handle);
+    cnet__acceptor_set_ref(srv->lh, false);
 }
 
 void cnet_server_set_data(cnet_server_t *srv, void *data) {

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 #define CNET__NO_PORT INT32_MIN
 
@@ -347,14 +348,33 @@ static int start_tcp(cnet_socket_t *s, const char *host, int family) {
   return err;
 }
 
-static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
-  cnet__connect_t *c = s->connect;
+static void run_ipc_connected(cnet__tick_t *t) {
+  cnet_socket_t *s = t->obj;
 
-  memcpy(c->address, path, len);
-  c->address[len] = '\0';
-  c->req.data = s;
-  uv_pipe_connect(&c->req, &s->h.pipe, c->address, on_connected);
-  s->refs++;
+  if (s->flags & S_DESTROYED)
+    return;
+  if (t->status < 0)
+    connect_failed(s, t->status);
+  else
+    connect_succeeded(s);
+}
+
+/* As uv_pipe_connect, but with the name's length (abstract names, no
+ * truncation): a Unix connect is done or refused at once; the outcome is
+ * delivered on the next tick, as libuv would. */
+static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
+  int fd;
+  int err = cnet__connect_unix(path, len, &fd);
+
+  cnet__pipe_display(s->connect->address, path, len);
+  if (fd >= 0) {
+    int open_err = uv_pipe_open(&s->h.pipe, fd);
+    if (open_err != 0) {
+      close(fd);
+      err = err < 0 ? err : open_err;
+    }
+  }
+  cnet__socket_defer(s, run_ipc_connected, NULL, NULL, err < 0 ? err : 0);
 }
 
 static int check_connect(const cnet_socket_t *s,

@@ -187,6 +187,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cnet__socket_retain(s);
   if (nread > 0) {
     s->bytes_read += (uint64_t)nread;
+    s->flags |= S_BUSY;
     if (has_consumer(s) && s->unread == NULL)
       deliver(s, buf->base, (size_t)nread);
     else
@@ -366,6 +367,8 @@ static void run_finish(cnet__tick_t *t) {
 static void after_queue_empty(cnet_socket_t *s) {
   if ((s->flags & (S_ENDING | S_SHUTDOWN | S_DESTROYED)) == S_ENDING)
     do_shutdown(s);
+  else if (!(s->flags & S_DESTROYED))
+    cnet__stream_went_idle(s);
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -484,6 +487,7 @@ static int stream_write(cnet_socket_t *s, const void *data, size_t len,
       return refuse_write(s, c, cb, ctx, &err, true);
     }
     if ((size_t)n == len) {
+      cnet__stream_went_idle(s);
       if (c != NULL) {
         c->cb = cb, c->ctx = ctx;
         cnet__socket_defer(s, run_chunk_done, c, NULL, 0);

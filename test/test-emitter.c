@@ -394,6 +394,7 @@ TEST_CASE(em13_event_names) {
     cnet_event_type_t type;
     const char *name;
   } names[] = {
+      {CNET_EV_ACCEPT_ERROR, "acceptError"},
       {CNET_EV_CLOSE, "close"},
       {CNET_EV_CONNECT, "connect"},
       {CNET_EV_CONNECTION, "connection"},
@@ -409,7 +410,7 @@ TEST_CASE(em13_event_names) {
       {CNET_EV_TIMEOUT, "timeout"},
   };
 
-  ASSERT_EQ(13, CNET_EV_COUNT_);
+  ASSERT_EQ(14, CNET_EV_COUNT_);
   for (size_t i = 0; i < ARRAY_LEN(names); i++)
     ASSERT_STR_EQ(cnet_event_name(names[i].type), names[i].name);
   ASSERT_NULL(cnet_event_name(CNET_EV_COUNT_));
