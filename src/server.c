@@ -315,11 +315,28 @@ static int check_listen(const cnet_server_t *srv,
   return 0;
 }
 
+static void on_deadline_closed(uv_handle_t *h) {
+  cnet_server_t *srv = h->data;
+
+  free(h);
+  cnet__server_release(srv);
+}
+
+static void stop_deadline(cnet_server_t *srv) {
+  if (srv->deadline != NULL) {
+    uv_close((uv_handle_t *)srv->deadline, on_deadline_closed);
+    srv->deadline = NULL;
+  }
+}
+
 /* Every listen starts a new generation: ticks and lookups of an earlier
- * one see the change and stand down. */
+ * one see the change and stand down; a graceful close still running stops
+ * (its deadline would destroy the new connections too). */
 static void begin_listen(cnet_server_t *srv, cnet_server_listener cb,
                          void *ctx) {
   srv->gen++;
+  srv->flags &= ~SV_GRACEFUL; /* a new listen ends a graceful close */
+  stop_deadline(srv);
   if (cb != NULL) /* LS-05 */
     cnet_server_once(srv, CNET_EV_LISTENING, cb, ctx);
 }
@@ -448,20 +465,6 @@ static void run_close(cnet__tick_t *t) {
     ev.close.error = &err;
   }
   cnet__server_emit(srv, &ev);
-}
-
-static void on_deadline_closed(uv_handle_t *h) {
-  cnet_server_t *srv = h->data;
-
-  free(h);
-  cnet__server_release(srv);
-}
-
-static void stop_deadline(cnet_server_t *srv) {
-  if (srv->deadline != NULL) {
-    uv_close((uv_handle_t *)srv->deadline, on_deadline_closed);
-    srv->deadline = NULL;
-  }
 }
 
 /* Node's _emitCloseIfDrained: 'close' once no listener and no connection
