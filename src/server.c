@@ -257,8 +257,10 @@ static int listen_pipe(cnet_server_t *srv, const cnet_listen_options_t *o,
   return 0;
 }
 
+/* LE-06 once a socket exists. While a name is being looked up, a new
+ * listen() supersedes the first, as in Node (correction 1). */
 static int fail_already_listening(const cnet_server_t *srv) {
-  if (srv->lh != NULL || (srv->flags & SV_RESOLVING))
+  if (srv->lh != NULL)
     return cnet__fail(CNET_ERR_SERVER_ALREADY_LISTEN);
   return 0;
 }
@@ -334,8 +336,8 @@ static void stop_deadline(cnet_server_t *srv) {
  * (its deadline would destroy the new connections too). */
 static void begin_listen(cnet_server_t *srv, cnet_server_listener cb,
                          void *ctx) {
-  srv->gen++;
-  srv->flags &= ~SV_GRACEFUL; /* a new listen ends a graceful close */
+  srv->gen++; /* a lookup still running is superseded */
+  srv->flags &= ~(SV_GRACEFUL | SV_RESOLVING); /* and a graceful close */
   stop_deadline(srv);
   if (cb != NULL) /* LS-05 */
     cnet_server_once(srv, CNET_EV_LISTENING, cb, ctx);
@@ -386,6 +388,8 @@ int cnet_server_listen_path(cnet_server_t *srv, const char *path, int backlog,
 static int listen_descriptor(cnet_server_t *srv, int fd, bool owned,
                              int backlog, cnet_server_listener cb,
                              void *ctx) {
+  /* Node's err.port: unset for {fd}, -1 for another object's handle */
+  int port = owned ? -1 : 0;
   bool is_unix = false;
   int err;
 
@@ -396,7 +400,7 @@ static int listen_descriptor(cnet_server_t *srv, int fd, bool owned,
   if (err < 0) {
     if (owned)
       close(fd);
-    listen_failed(srv, err, "", 0);
+    listen_failed(srv, err, "", port);
   }
   return 0;
 }
