@@ -288,8 +288,8 @@ CNET_EXTERN int cnet_is_ip_n(const char *s, size_t len);
  * ENFILE, ENOBUFS, ENOMEM) or for one connection's sake (ECONNABORTED,
  * EPROTO, ...), the server does not emit 'error' -- Node does, and the
  * docs' own example throws from it, so a Node server dies when it runs out
- * of descriptors. A cnet server emits CNET_EV_ACCEPT_ERROR (ev->error:
- * "accept EMFILE: too many open files"), counts it
+ * of descriptors. A cnet server emits CNET_EV_ACCEPT_ERROR (ev->error is
+ * what Node's 'error' would carry: "accept EMFILE"), counts it
  * (cnet_server_accept_errors), and keeps listening. After a resource
  * failure it stops calling accept() and tries again after 10 ms, doubling
  * up to 1 s while the failures last: the loop never spins, and pending
