@@ -65,7 +65,8 @@ valgrind: build
 	for t in "$$build"/test-*; do \
 	  [[ -f $$t && -x $$t ]] || continue; \
 	  echo "valgrind: $${t##*/}"; \
-	  if ! (cd "$$build" && CNET_NODE="$$node" CNET_BUILD_DIR="$$build" \
+	  if ! (cd "$$build" && CNET_UNDER_VALGRIND=1 \
+	        CNET_NODE="$$node" CNET_BUILD_DIR="$$build" \
 	        CNET_SOURCE_DIR="$$src" CNET_EXAMPLES_DIR="$$build/examples" \
 	        timeout 900 $(VALGRIND) "$$t"); then \
 	    echo "valgrind: FAILED: $${t##*/}" >&2; exit 1; \

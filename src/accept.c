@@ -1,5 +1,5 @@
 /* Accepting: the listening socket's watcher, connection limits ('drop'),
- * accept failures with back-off, and the walk over a server's connections.
+ * accept failures with back-off, and the list of a server's connections.
  *
  * libuv's uv_listen() calls accept() in a loop and, when accept() fails
  * for want of descriptors and its one spare descriptor is gone (another
@@ -19,14 +19,6 @@
 #define ACCEPT_BATCH 64     /* accepts per wakeup, so other I/O gets a turn */
 #define BACKOFF_FIRST_MS 10
 #define BACKOFF_MAX_MS 1000
-
-/* Accepted sockets point their handle's data here: a uv_walk can tell them
- * from every other handle on the loop without a list in each server. */
-static const char connection_tag;
-
-void cnet__connection_tag(cnet_socket_t *s) {
-  s->h.handle.data = (void *)&connection_tag;
-}
 
 /* ---- failures ----------------------------------------------------------- */
 
@@ -137,10 +129,13 @@ static bool admit(cnet_server_t *srv, int fd) {
     cnet_socket_destroy(s, NULL); /* nobody listens: closes quietly */
     return true;
   }
-  cnet__connection_tag(s);
   s->server = srv;
   srv->refs++;
   srv->connections++;
+  s->conn_next = srv->conns;
+  if (srv->conns != NULL)
+    srv->conns->conn_prev = s;
+  srv->conns = s;
   s->flags |= S_CONNECTED | S_COUNTED;
   if (!ipc) { /* the peer, kept past 'close' as for connect() (ST-06) */
     int len = sizeof(s->remote);
@@ -291,43 +286,15 @@ void cnet__acceptor_close(cnet__acceptor_t *lh) {
 
 /* ---- the server's connections ------------------------------------------ */
 
-typedef struct {
-  cnet_server_t *srv;
-  cnet_socket_t **items;
-  size_t len, cap;
-} walk_t;
-
-static void collect(uv_handle_t *h, void *arg) {
-  walk_t *w = arg;
-  cnet_socket_t *s;
-
-  if (h->data != &connection_tag || uv_is_closing(h))
-    return;
-  s = container_of(h, cnet_socket_t, h.handle);
-  if (s->server != w->srv || (s->flags & S_DESTROYED))
-    return;
-  if (w->len == w->cap) {
-    size_t cap = w->cap != 0 ? w->cap * 2 : 16;
-    cnet_socket_t **items = realloc(w->items, cap * sizeof(*items));
-    if (items == NULL)
-      return; /* the rest are missed; the deadline destroys them later */
-    w->items = items;
-    w->cap = cap;
-  }
-  cnet__socket_retain(s);
-  w->items[w->len++] = s;
-}
-
+/* fn may end or destroy s (which unlinks it) but nothing else, and user
+ * code never runs inside it (events are deferred): the next link is read
+ * before the call. */
 void cnet__server_each(cnet_server_t *srv,
                        void (*fn)(cnet_socket_t *s, void *arg), void *arg) {
-  walk_t w = {.srv = srv};
+  cnet_socket_t *next;
 
-  if (srv->connections == 0)
-    return;
-  uv_walk(srv->loop->uv, collect, &w);
-  for (size_t i = 0; i < w.len; i++) {
-    fn(w.items[i], arg);
-    cnet__socket_release(w.items[i]);
+  for (cnet_socket_t *s = srv->conns; s != NULL; s = next) {
+    next = s->conn_next;
+    fn(s, arg);
   }
-  free(w.items);
 }

@@ -228,6 +228,9 @@ struct cnet_socket_s {
   uint32_t hwm;
   uint32_t keep_alive_delay; /* seconds */
   cnet__sockaddr_t remote;   /* cached on first read, kept after close */
+  /* accepted: the server's list of open connections (for close_idle and
+   * the graceful-close deadline) */
+  cnet_socket_t *conn_prev, *conn_next;
 };
 
 void cnet__socket_retain(cnet_socket_t *s);
@@ -288,6 +291,7 @@ struct cnet_server_s {
   uint32_t gen; /* bumped by listen and close: stale ticks see a change */
   cnet__acceptor_t *lh;
   size_t connections;
+  cnet_socket_t *conns; /* the open ones, newest first */
   uint64_t accept_errors;
   cnet_server_options_t opts;
   void *data;
@@ -301,7 +305,7 @@ void cnet__server_release(cnet_server_t *srv);
 void cnet__server_emit(cnet_server_t *srv, const cnet_event_t *ev);
 void cnet__server_defer_error(cnet_server_t *srv, const cnet_error_t *err);
 /* An accepted socket was destroyed: count it out, maybe emit 'close'. */
-void cnet__server_connection_gone(cnet_server_t *srv);
+void cnet__server_connection_gone(cnet_socket_t *s);
 
 /* accept.c: start watching fd (a listening socket); 0 or an error, and then
  * the descriptor is still the caller's. */
@@ -309,9 +313,8 @@ int cnet__acceptor_start(cnet_server_t *srv, int fd);
 /* Stop and close the listener (and its descriptor) in the background. */
 void cnet__acceptor_close(cnet__acceptor_t *lh);
 void cnet__acceptor_set_ref(cnet__acceptor_t *lh, bool ref);
-/* Marks s as one of srv's connections, for cnet__server_each. */
-void cnet__connection_tag(cnet_socket_t *s);
-/* Calls fn on each open connection srv accepted (each held for the call). */
+/* Calls fn on each open connection srv accepted; fn may end or destroy
+ * that socket and nothing else. */
 void cnet__server_each(cnet_server_t *srv,
                        void (*fn)(cnet_socket_t *s, void *arg), void *arg);
 

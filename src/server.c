@@ -481,8 +481,17 @@ static void maybe_emit_close(cnet_server_t *srv, bool not_running) {
   }
 }
 
-void cnet__server_connection_gone(cnet_server_t *srv) {
+void cnet__server_connection_gone(cnet_socket_t *s) {
+  cnet_server_t *srv = s->server;
+
   assert(srv->connections > 0);
+  if (s->conn_prev != NULL)
+    s->conn_prev->conn_next = s->conn_next;
+  else
+    srv->conns = s->conn_next;
+  if (s->conn_next != NULL)
+    s->conn_next->conn_prev = s->conn_prev;
+  s->conn_prev = s->conn_next = NULL;
   srv->connections--;
   maybe_emit_close(srv, false);
 }

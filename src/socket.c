@@ -172,7 +172,7 @@ void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err) {
   }
   if (s->flags & S_COUNTED) {
     s->flags &= ~S_COUNTED;
-    cnet__server_connection_gone(s->server);
+    cnet__server_connection_gone(s);
   }
   cnet__stream_on_destroy(s);
   s->flags &= ~S_CONNECTING;

@@ -1097,7 +1097,8 @@ TEST_CASE(rf02_unref_before_listen_kept_across_relisten) {
   cnet_server_ref(srv);
   later(loop, 150, close_server_now, srv, false);
   ms = timed_run(loop);
-  ASSERT_GE(ms, 140);
+  ASSERT_GE(ms, 100); /* unref'd it would end at once; the timer counts
+                         from the loop's cached time, a little earlier */
   ASSERT_STR_EQ(T.buf, "listening close listening close");
   cnet_server_free(srv);
   loop_finish(loop);
@@ -1116,7 +1117,8 @@ TEST_CASE(rf02_ref_after_unref_before_listen_keeps_loop) {
   listen_local(srv);
   later(loop, 150, close_server_now, srv, false);
   ms = timed_run(loop);
-  ASSERT_GE(ms, 140);
+  ASSERT_GE(ms, 100); /* unref'd it would end at once; the timer counts
+                         from the loop's cached time, a little earlier */
   ASSERT_STR_EQ(T.buf, "close");
   cnet_server_free(srv);
   loop_finish(loop);
@@ -1159,7 +1161,8 @@ TEST_CASE(rf06_unref_ipc_server_lets_loop_end) {
   cnet_server_ref(srv);
   later(loop, 150, close_server_now, srv, false);
   ms = timed_run(loop);
-  ASSERT_GE(ms, 140);
+  ASSERT_GE(ms, 100); /* unref'd it would end at once; the timer counts
+                         from the loop's cached time, a little earlier */
   ASSERT_STR_EQ(T.buf, "close");
   ASSERT_EQ(-1, access(path, F_OK));
   cnet_server_free(srv);
@@ -1691,6 +1694,14 @@ TEST_CASE(accept_emfile_backs_off_and_sheds_nothing) {
   uint64_t t0, wall_us, cpu_us;
   char c;
 
+  if (getenv("CNET_UNDER_VALGRIND") != NULL) {
+    /* valgrind keeps descriptors of its own above the soft limit and
+     * refuses to lower it; the ASan run covers this case. */
+    printf("# skip: RLIMIT_NOFILE cannot be lowered under valgrind\n");
+    cnet_server_free(srv);
+    loop_finish(loop);
+    return;
+  }
   memset(&ae, 0, sizeof(ae));
   ae.srv = srv;
   ASSERT_EQ(
