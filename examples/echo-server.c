@@ -9,10 +9,13 @@
  *   server.on('error', (err) => { throw err; });
  *   server.listen(8124, () => console.log('server bound'));
  *
- * Usage: echo-server [PORT|PATH] [--bench]. A number is a TCP port (0: any
- * free one, printed as "listening on PORT"), anything else a Unix socket
- * path; 8124 by default. --bench drops the greeting and the printing: a
- * plain pipe(c, c) echo. SIGINT or SIGTERM close the server cleanly. */
+ * Usage: echo-server [PORT|PATH] [--bench] [--reuse-port]. A number is a
+ * TCP port (0: any free one, printed as "listening on PORT"), anything else
+ * a Unix socket path; 8124 by default. --bench drops the greeting and the
+ * printing: a plain pipe(c, c) echo. --reuse-port listens with SO_REUSEPORT
+ * (Node's reusePort), so several echo-servers can share one TCP port and the
+ * kernel spreads the connections among them. SIGINT or SIGTERM close the
+ * server cleanly. */
 #include <cnet.h>
 
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 
 static bool bench;
+static bool reuse_port;
 static uv_signal_t sigint, sigterm;
 
 static void on_client_end(cnet_socket_t *c, const cnet_event_t *ev,
@@ -83,9 +87,11 @@ static int listen_on(cnet_server_t *srv, const char *where) {
   char *end;
   long port = strtol(where, &end, 10);
 
-  if (*where != '\0' && *end == '\0')
-    return cnet_server_listen_port(srv, (int)port, NULL, 0, on_listening,
-                                   port == 0 ? srv : NULL);
+  if (*where != '\0' && *end == '\0') {
+    cnet_listen_options_t opts = {.port = (int)port, .reuse_port = reuse_port};
+
+    return cnet_server_listen(srv, &opts, on_listening, port == 0 ? srv : NULL);
+  }
   return cnet_server_listen_path(srv, where, 0, on_listening, NULL);
 }
 
@@ -96,6 +102,8 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--bench") == 0)
       bench = true;
+    else if (strcmp(argv[i], "--reuse-port") == 0)
+      reuse_port = true;
     else
       where = argv[i];
   }

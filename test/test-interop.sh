@@ -8,6 +8,12 @@
 #   c. Node client half-closes (end()) on the cnet echo-server: the server
 #      prints `client disconnected`, Node gets the echo, 'end' and 'close'.
 #   d. As a., over a Unix socket path.
+#   e. nc -U -> cnet echo-server on a Unix socket path: `world!\r\n` comes
+#      back after the greeting.
+#   f. Node client, net.connect(path) -> cnet ipc-server (plain echo): 1 MiB
+#      of random bytes back intact.
+#   g. cnet echo-client with a path -> the Node docs' server on a Unix socket:
+#      as b.
 #
 # Registered in CTest as `interop`. Environment (set by CTest): CNET_NODE,
 # CNET_EXAMPLES_DIR, CNET_SOURCE_DIR. Prints `ok - ...` / `not ok - ...` per
@@ -51,13 +57,15 @@ random_echo() {
   fi
 }
 
-# b. cnet echo-client against the Node docs' server.
+# b. / g.: cnet echo-client against the Node docs' server, TCP or Unix.
 client_vs_node() {
-  local log="$tmp/node-server.log" out="$tmp/echo-client.out" rc line
-  start "$log" "$nodejs" "$peers/echo-server.js" 0
+  local kind=$1 log="$tmp/node-server-$1.log" out="$tmp/echo-client-$1.out"
+  local rc line where
+  if [[ $kind == tcp ]]; then where=0; else where="$tmp/node-echo.sock"; fi
+  start "$log" "$nodejs" "$peers/echo-server.js" "$where"
   wait_for "$log" '^server bound' "$pid" || return 1
-  port=$(tcp_port "$log")
-  timeout 15 "$examples/echo-client" "$port" >"$out" 2>&1
+  if [[ $kind == tcp ]]; then where=$(tcp_port "$log"); fi
+  timeout 15 "$examples/echo-client" "$where" >"$out" 2>&1
   rc=$?
   local bad=0
   if ((rc != 0)); then say "echo-client exited $rc"; bad=1; fi
@@ -104,6 +112,38 @@ half_close() {
   if ((bad)); then show "$err"; show "$log"; return 1; fi
 }
 
+# e. nc -U talks to the cnet echo-server on a Unix socket path.
+nc_unix() {
+  local sock="$tmp/nc.sock" log="$tmp/server-nc.log" out="$tmp/nc.out" rc bad=0
+  command -v nc >/dev/null || { say "nc (netcat-openbsd) not found"; return 1; }
+  cnet_echo_server "$log" "$sock" || return 1
+  printf 'world!\r\n' | timeout 10 nc -N -U "$sock" >"$out" 2>&1
+  rc=$?
+  if ((rc != 0)); then say "nc -U exited $rc"; bad=1; fi
+  printf 'hello\r\nworld!\r\n' >"$tmp/nc.expected"
+  same_bytes "$out" "$tmp/nc.expected" "nc -U" || bad=1
+  stop "$pid"
+  if ((bad)); then show "$log"; return 1; fi
+}
+
+# f. Node's net.connect(path) sends 1 MiB of random bytes to the cnet IPC
+# echo server (examples/ipc-server: no greeting) and gets them back exactly.
+ipc_random() {
+  local sock="$tmp/ipc.sock" log="$tmp/server-ipc.log" out="$tmp/client-ipc.out" rc
+  [[ -x $examples/ipc-server ]] || { say "missing example $examples/ipc-server"; return 1; }
+  start "$log" "$examples/ipc-server" "$sock"
+  wait_for "$log" '^listening on ' "$pid" || return 1
+  timeout 30 "$nodejs" "$peers/send-random.js" "$sock" $((1024 * 1024)) \
+    --greeting= >"$out" 2>&1
+  rc=$?
+  stop "$pid"
+  if ((rc != 0)); then
+    say "send-random.js exited $rc"
+    show "$out"; show "$log"
+    return 1
+  fi
+}
+
 # ------------------------------------------------------------------- main --
 
 prereq() {
@@ -118,14 +158,17 @@ prereq() {
 
 if ! prereq; then
   echo "not ok - prerequisites (node and the built examples)"
-  echo "0 passed, 4 failed"
+  echo "0 passed, 7 failed"
   exit 1
 fi
 
 check "a. Node client sends 8 MiB random bytes to cnet echo-server (TCP), gets them back intact" random_echo tcp
-check "b. cnet echo-client talks to the Node docs' echo server" client_vs_node
+check "b. cnet echo-client talks to the Node docs' echo server" client_vs_node tcp
 check "c. Node client's end() is 'end' to the cnet server; Node gets echo, 'end', 'close'" half_close
 check "d. Node client sends 8 MiB random bytes to cnet echo-server (Unix socket), gets them back intact" random_echo unix
+check "e. nc -U talks to cnet echo-server on a Unix socket path" nc_unix
+check "f. Node net.connect(path) sends 1 MiB random bytes to cnet ipc-server, gets them back intact" ipc_random
+check "g. cnet echo-client with a path talks to the Node docs' echo server on a Unix socket" client_vs_node unix
 
 echo "$passed passed, $failed failed"
 ((failed == 0))
