@@ -280,6 +280,66 @@ CNET_EXTERN bool cnet_is_ipv6(const char *s);
 CNET_EXTERN int cnet_is_ip_n(const char *s, size_t len);
 
 /* ------------------------------------------------------------------------ */
+/* Encodings and string_decoder                                              */
+
+/* Node's encodings. Text on the C side is always UTF-8: "decoding" turns
+ * bytes into UTF-8 text as Node turns a Buffer into a string (and then the
+ * string into UTF-8), "encoding" turns UTF-8 text into bytes as
+ * Buffer.from(string, encoding) does. */
+typedef enum {
+  CNET_ENC_UNKNOWN = 0,
+  CNET_ENC_UTF8,      /* "utf8", "utf-8" */
+  CNET_ENC_UTF16LE,   /* "utf16le", "utf-16le", "ucs2", "ucs-2" */
+  CNET_ENC_LATIN1,    /* "latin1", "binary" */
+  CNET_ENC_ASCII,     /* "ascii" */
+  CNET_ENC_BASE64,    /* "base64" */
+  CNET_ENC_BASE64URL, /* "base64url" */
+  CNET_ENC_HEX        /* "hex" */
+} cnet_encoding_t;
+
+/* Node's normalizeEncoding(): any letter case; NULL or "" is utf8 (Node's
+ * default). CNET_ENC_UNKNOWN for anything else. */
+CNET_EXTERN cnet_encoding_t cnet_encoding_from_name(const char *name);
+/* The canonical name ("utf8", "utf16le", "latin1", ...), NULL if unknown. */
+CNET_EXTERN const char *cnet_encoding_name(cnet_encoding_t enc);
+
+/* new StringDecoder(encoding): a streaming decoder that never splits a
+ * character. Its state is a plain value (no allocation, nothing to free);
+ * zero it or call cnet_decoder_init. */
+typedef struct cnet_decoder_s {
+  cnet_encoding_t encoding;
+  unsigned char pending[4]; /* bytes of a character not yet complete */
+  uint8_t pending_len;
+  uint8_t need; /* bytes still missing (utf8) */
+} cnet_decoder_t;
+
+/* 0, or ERR_UNKNOWN_ENCODING ("Unknown encoding: x") at once. */
+CNET_EXTERN int cnet_decoder_init(cnet_decoder_t *d, const char *encoding);
+/* Room cnet_decoder_write needs for len input bytes (and what it keeps);
+ * cnet_decoder_end needs CNET_DECODER_END_MAX. */
+CNET_EXTERN size_t cnet_decoder_max_length(const cnet_decoder_t *d,
+                                           size_t len);
+#define CNET_DECODER_END_MAX 16
+/* decoder.write(buf): decodes len bytes into out as UTF-8 and returns how
+ * many bytes of text were written (not NUL-terminated). Bytes of a
+ * character that is not complete yet are kept for the next call; invalid
+ * UTF-8 becomes U+FFFD exactly where Node's decoder puts one. */
+CNET_EXTERN size_t cnet_decoder_write(cnet_decoder_t *d, const void *in,
+                                      size_t len, char *out);
+/* decoder.end(): whatever is kept, flushed (U+FFFD for a cut UTF-8
+ * character, base64's padded remainder); the decoder is then empty. */
+CNET_EXTERN size_t cnet_decoder_end(cnet_decoder_t *d, char *out);
+
+/* Buffer.from(text, encoding): the bytes Node would produce for the
+ * string whose UTF-8 form is text[0..len) (invalid UTF-8 counts as
+ * U+FFFD). hex stops at the first pair that is not hex; base64 skips what
+ * is not in its alphabet, as Node does. cnet_encode_max_length(enc, len)
+ * bytes of room are always enough. */
+CNET_EXTERN size_t cnet_encode_max_length(cnet_encoding_t enc, size_t len);
+CNET_EXTERN size_t cnet_encode(cnet_encoding_t enc, const char *text,
+                               size_t len, void *out);
+
+/* ------------------------------------------------------------------------ */
 /* Server                                                                    */
 
 /* net.createServer([options]) options. All zero means Node's defaults.
@@ -452,10 +512,27 @@ CNET_EXTERN uv_loop_t *cnet_server_loop(const cnet_server_t *srv);
 /* ------------------------------------------------------------------------ */
 /* Socket                                                                    */
 
+/* The onread option: reads go into memory the user gives, and each chunk
+ * goes to callback instead of 'data' ('end' is still emitted). Either a
+ * buffer reused for every read, or get_buffer, called before each read for
+ * the memory to use (return NULL to use `buffer`). callback gets the
+ * bytes; returning false pauses the socket (as pause() inside it does),
+ * until resume(). */
+typedef bool (*cnet_onread_cb)(cnet_socket_t *s, char *data, size_t nread,
+                               void *ctx);
+typedef struct cnet_onread_s {
+  char *buffer;
+  size_t len;
+  char *(*get_buffer)(cnet_socket_t *s, size_t *len, void *ctx);
+  cnet_onread_cb callback;
+  void *ctx;
+} cnet_onread_t;
+
 /* new net.Socket([options]) options. All zero means Node's defaults. */
 typedef struct cnet_socket_options_s {
   bool allow_half_open;   /* keep writing after the peer's FIN */
   size_t high_water_mark; /* write high-water mark; 0 means 16384 */
+  const cnet_onread_t *onread; /* copied; NULL: 'data' events as usual */
 } cnet_socket_options_t;
 
 /* socket.connect(options) / net.createConnection(options) options. */
@@ -474,6 +551,8 @@ typedef struct cnet_connect_options_s {
   bool no_delay;          /* TCP_NODELAY once connected */
   bool keep_alive;        /* SO_KEEPALIVE once connected */
   unsigned keep_alive_initial_delay; /* ms */
+  uint64_t timeout;       /* socket.setTimeout(timeout) at once; 0: none */
+  const cnet_onread_t *onread; /* cnet_create_connection only */
 } cnet_connect_options_t;
 
 /* new net.Socket([options]) -- a socket with no connection yet. You own it:
@@ -541,6 +620,21 @@ CNET_EXTERN int cnet_socket_write_owned(cnet_socket_t *s, void *data,
                                         void *release_ctx, cnet_write_cb cb,
                                         void *ctx);
 
+/* socket.write(string, encoding[, callback]): text (UTF-8, NUL-terminated)
+ * encoded as Node encodes a string (cnet_encode); encoding NULL is utf8.
+ * ERR_UNKNOWN_ENCODING at once for a name Node does not know. Otherwise
+ * as cnet_socket_write (bytes_written counts the encoded bytes). */
+CNET_EXTERN int cnet_socket_write_string(cnet_socket_t *s, const char *str,
+                                         const char *encoding,
+                                         cnet_write_cb cb, void *ctx);
+
+/* socket.cork() / socket.uncork(): while corked, writes are only queued
+ * (and so return 0); the last uncork sends everything queued in one
+ * multi-buffer write. Nested corks need as many uncorks, as in Node; end()
+ * uncorks. */
+CNET_EXTERN void cnet_socket_cork(cnet_socket_t *s);
+CNET_EXTERN void cnet_socket_uncork(cnet_socket_t *s);
+
 /* socket.end([data][, callback]) -- write data (may be NULL/0), then send
  * FIN once everything queued is out; 'finish' follows. cb (may be NULL) runs
  * just before the 'finish' listeners, or with the error if the socket is
@@ -554,6 +648,12 @@ CNET_EXTERN int cnet_socket_end(cnet_socket_t *s, const void *data,
  * to libuv). With err, 'error' (a copy of *err) is emitted first; then
  * 'close' with had_error. Idempotent; safe from any listener. */
 CNET_EXTERN void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err);
+
+/* socket.resetAndDestroy(): close a TCP connection with RST (the peer sees
+ * ECONNRESET); locally 'close' without error. While connecting it waits
+ * for the connection, then resets. Returns 0; ERR_INVALID_HANDLE_TYPE at
+ * once for IPC; with no connection at all, 'error' ERR_SOCKET_CLOSED. */
+CNET_EXTERN int cnet_socket_reset_and_destroy(cnet_socket_t *s);
 
 /* Give back a socket you own (cnet_socket_new) or retained: destroys it if
  * open. Its 'close' listeners still run; the memory goes after them. */
@@ -570,15 +670,43 @@ CNET_EXTERN void cnet_socket_pause(cnet_socket_t *s);
 CNET_EXTERN void cnet_socket_resume(cnet_socket_t *s);
 CNET_EXTERN bool cnet_socket_is_paused(const cnet_socket_t *s);
 
+/* readable.setEncoding(encoding): from now on 'data' carries text -- UTF-8,
+ * with a NUL after ev->data.len bytes -- decoded as Node's StringDecoder
+ * does (never a character split across events; what is left at the peer's
+ * FIN comes in one last 'data' before 'end'). NULL is utf8. Returns 0 or
+ * ERR_UNKNOWN_ENCODING at once. */
+CNET_EXTERN int cnet_socket_set_encoding(cnet_socket_t *s,
+                                         const char *encoding);
+
+/* The onread option for a socket that exists already (an accepted one:
+ * call it in 'connection'). NULL goes back to 'data' events. */
+CNET_EXTERN int cnet_socket_set_onread(cnet_socket_t *s,
+                                       const cnet_onread_t *onread);
+
+/* socket.setTimeout(msecs[, callback]): 'timeout' once after msecs of
+ * inactivity -- nothing read, nothing written, no write progress -- and
+ * again only after new activity. It only notifies: end or destroy the
+ * socket yourself. 0 turns it off (and removes `listener`, as Node).
+ * listener (may be NULL) is added with once('timeout'). Values above
+ * 2^31-1 are clamped, as Node. Returns 0, or ERR_OUT_OF_RANGE for a
+ * negative msecs. The timer never keeps the loop alive. No-op after
+ * destroy. */
+CNET_EXTERN int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
+                                        cnet_socket_listener listener,
+                                        void *ctx);
+/* socket.timeout: the last msecs given to set_timeout (0: none). */
+CNET_EXTERN uint64_t cnet_socket_timeout(const cnet_socket_t *s);
+
 /* readable.pipe(destination[, options]). */
 typedef struct cnet_pipe_options_s {
   bool no_end; /* Node's {end: false}: do not end dst when src ends */
 } cnet_pipe_options_t;
 
 /* src.pipe(dst): everything read from src is written to dst. When a write
- * to dst queues, src pauses until dst's 'drain', so a fast source never
- * grows dst's queue beyond about one read. dst is ended on src's 'end'
- * unless opts->no_end. src == dst is allowed (the echo server). Returns 0,
+ * to dst queues, src pauses until dst's 'drain'; and while piped, src
+ * reads at most dst's high-water mark at a time, so dst's queue stays
+ * within about one high-water mark (16 KiB unless the option says other)
+ * whatever the sizes. dst is ended on src's 'end' unless opts->no_end. src == dst is allowed (the echo server). Returns 0,
  * UV_ENOMEM, or UV_EINVAL. The pipe goes away when either side closes. */
 CNET_EXTERN int cnet_socket_pipe(cnet_socket_t *src, cnet_socket_t *dst,
                                  const cnet_pipe_options_t *opts);
@@ -606,6 +734,8 @@ CNET_EXTERN uint64_t cnet_socket_bytes_read(const cnet_socket_t *s);
 CNET_EXTERN uint64_t cnet_socket_bytes_written(const cnet_socket_t *s);
 /* Bytes queued in user memory, not yet handed to the kernel. */
 CNET_EXTERN size_t cnet_socket_writable_length(const cnet_socket_t *s);
+/* socket.bufferSize: the same (Node deprecated the name). */
+CNET_EXTERN size_t cnet_socket_buffer_size(const cnet_socket_t *s);
 /* The server that accepted this socket, or NULL. */
 CNET_EXTERN cnet_server_t *cnet_socket_server(const cnet_socket_t *s);
 

@@ -82,6 +82,8 @@ struct cnet__tick_s {
 
 typedef struct cnet__loop_s {
   uv_loop_t *uv;
+  char *text;       /* decoded 'data' for sockets with an encoding */
+  size_t text_cap;
   uv_idle_t idle;   /* runs ticks queued from outside any cnet callback */
   unsigned refs;    /* live cnet objects on this loop, plus callbacks */
   unsigned depth;   /* nesting of cnet callbacks now running */
@@ -193,7 +195,23 @@ enum {
   S_AUTO_END = 1u << 23, /* ended by the automatic end() after 'end' */
   S_BUSY = 1u << 24,     /* read something since the write queue emptied */
   S_IDLE_CHECK = 1u << 25, /* a graceful close's idle check is queued */
+  S_RESET = 1u << 26,     /* resetAndDestroy: close with RST */
 };
+
+/* What only some sockets use, allocated on first use so that a plain
+ * connection does not pay for it: the decoder of setEncoding, the onread
+ * option, and the idle timer of setTimeout. */
+typedef struct cnet__extra_s {
+  cnet_decoder_t decoder;
+  cnet_onread_t onread;
+  uv_timer_t timer;     /* setTimeout's; initialised on first use */
+  uint64_t timeout_ms;  /* 0: no timeout */
+  uint64_t last_activity; /* uv_now() of the last read or write */
+  size_t last_queued;   /* bytes queued when the timer last looked */
+  bool decoding, has_onread;
+  bool timer_open;      /* timer initialised and not closed */
+  bool timeout_fired;   /* fired; waits for activity to re-arm */
+} cnet__extra_t;
 
 typedef struct cnet__chunk_s cnet__chunk_t;
 typedef struct cnet__connect_s cnet__connect_t;
@@ -231,6 +249,8 @@ struct cnet_socket_s {
   /* accepted: the server's list of open connections (for close_idle and
    * the graceful-close deadline) */
   cnet_socket_t *conn_prev, *conn_next;
+  cnet__extra_t *extra;
+  uint16_t corked; /* cork() depth */
 };
 
 void cnet__socket_retain(cnet_socket_t *s);
@@ -250,6 +270,18 @@ void cnet__stream_on_destroy(cnet_socket_t *s); /* fail queued writes */
 void cnet__stream_reset(cnet_socket_t *s);      /* for a new connect() */
 void cnet__stream_flush(cnet_socket_t *s);
 void cnet__stream_free(cnet_socket_t *s);
+
+/* timeout.c: setTimeout's idle timer. Activity costs a load and a store
+ * (the time of the last read or write); the timer re-checks when it fires. */
+void cnet__timeout_touch_slow(cnet_socket_t *s);
+static inline void cnet__timeout_touch(cnet_socket_t *s) {
+  if (s->extra != NULL && s->extra->timeout_ms != 0)
+    cnet__timeout_touch_slow(s);
+}
+void cnet__timeout_stop(cnet_socket_t *s); /* destroy: close the timer */
+
+/* socket.c: the extra part, allocated on first use (NULL: out of memory). */
+cnet__extra_t *cnet__socket_extra(cnet_socket_t *s);
 
 /* socket.c: used by server.c for accepted sockets. */
 cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,

@@ -56,6 +56,7 @@ static void on_loop_closed(uv_handle_t *h) {
     free(t);
   }
   free(L->slab);
+  free(L->text);
   free(L);
 }
 

@@ -31,6 +31,7 @@ static void socket_free(cnet_socket_t *s) {
   cnet__loop_t *L = s->loop;
 
   cnet__stream_free(s);
+  free(s->extra);
   cnet__emitter_free(&s->emitter);
   free(s->pending_error);
   free(s->connect);
@@ -91,6 +92,34 @@ cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
   return s;
 }
 
+cnet__extra_t *cnet__socket_extra(cnet_socket_t *s) {
+  if (s->extra == NULL)
+    s->extra = calloc(1, sizeof(*s->extra));
+  return s->extra;
+}
+
+int cnet_socket_set_onread(cnet_socket_t *s, const cnet_onread_t *onread) {
+  cnet__extra_t *x;
+
+  if (s == NULL || (onread != NULL && (onread->callback == NULL ||
+                                       (onread->buffer == NULL &&
+                                        onread->get_buffer == NULL) ||
+                                       (onread->buffer != NULL &&
+                                        onread->len == 0))))
+    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.onread'",
+                      "is invalid", onread == NULL ? "NULL" : "{ ... }");
+  if (onread == NULL) {
+    if (s->extra != NULL)
+      s->extra->has_onread = false;
+    return 0;
+  }
+  if ((x = cnet__socket_extra(s)) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  x->onread = *onread;
+  x->has_onread = true;
+  return 0;
+}
+
 cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
                                const cnet_socket_options_t *opts) {
   static const cnet_socket_options_t defaults;
@@ -110,6 +139,10 @@ cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
   }
   s->refs = 1;
   s->flags |= S_USER_REF;
+  if (opts->onread != NULL && cnet_socket_set_onread(s, opts->onread) != 0) {
+    cnet_socket_free(s);
+    return NULL;
+  }
   return s;
 }
 
@@ -175,11 +208,34 @@ void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err) {
     cnet__server_connection_gone(s);
   }
   cnet__stream_on_destroy(s);
+  cnet__timeout_stop(s); /* TO-08; closes before the handle does */
   s->flags &= ~S_CONNECTING;
-  if (s->flags & S_HANDLE_OPEN)
-    uv_close(&s->h.handle, on_handle_closed); /* cancels connect and writes */
-  else
+  if (!(s->flags & S_HANDLE_OPEN))
     cnet__socket_defer(s, run_close, NULL, NULL, 0);
+  else if (!(s->flags & S_RESET) ||
+           uv_tcp_close_reset(&s->h.tcp, on_handle_closed) != 0)
+    uv_close(&s->h.handle, on_handle_closed); /* cancels connect and writes */
+}
+
+/* DS-05..08. Node's _reset(): destroy, closing with RST (SO_LINGER 0). */
+int cnet_socket_reset_and_destroy(cnet_socket_t *s) {
+  cnet_error_t err;
+
+  if (s == NULL)
+    return cnet__fail(UV_EINVAL);
+  if (s->flags & S_DESTROYED)
+    return 0;
+  if (!(s->flags & S_HANDLE_OPEN)) { /* DS-07 */
+    cnet__error_node(&err, CNET_ERR_SOCKET_CLOSED);
+    cnet_socket_destroy(s, &err);
+    return 0;
+  }
+  if (s->flags & S_PIPE) /* DS-08, with Node's unhelpful message */
+    return cnet__fail(CNET_ERR_INVALID_HANDLE_TYPE);
+  s->flags |= S_RESET;
+  if (!(s->flags & S_CONNECTING)) /* DS-06: else once connected */
+    cnet_socket_destroy(s, NULL);
+  return 0;
 }
 
 void cnet__socket_destroy_errno(cnet_socket_t *s, int err, const char *sys) {
@@ -238,7 +294,10 @@ static void connect_succeeded(cnet_socket_t *s) {
   s->connect = NULL;
   s->flags = (s->flags & ~S_CONNECTING) | S_CONNECTED;
   cnet__socket_apply_options(s);
+  cnet__timeout_touch(s);
   cnet__socket_emit_simple(s, CNET_EV_CONNECT);
+  if ((s->flags & (S_RESET | S_DESTROYED)) == S_RESET)
+    cnet_socket_destroy(s, NULL); /* DS-06: reset once connected */
   if (!(s->flags & S_DESTROYED))
     cnet__socket_emit_simple(s, CNET_EV_READY); /* CE-01: right after */
   if (!(s->flags & S_DESTROYED))
@@ -441,6 +500,15 @@ static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
     return cnet__fail(UV_ENOMEM);
   if (s->flags & S_DESTROYED)
     reset_for_connect(s);
+  if (o->timeout != 0 &&
+      (err = cnet_socket_set_timeout(s, o->timeout > INT64_MAX
+                                            ? INT64_MAX
+                                            : (int64_t)o->timeout,
+                                     NULL, NULL)) != 0) {
+    free(s->connect);
+    s->connect = NULL;
+    return err;
+  }
   if ((err = init_handle(s, o->path != NULL)) != 0) {
     free(s->connect);
     s->connect = NULL;
@@ -499,6 +567,7 @@ cnet_socket_t *cnet_create_connection(uv_loop_t *loop,
   if (opts != NULL) {
     so.allow_half_open = opts->allow_half_open;
     so.high_water_mark = opts->high_water_mark;
+    so.onread = opts->onread;
   }
   if ((s = cnet_socket_new(loop, &so)) == NULL)
     return NULL;

@@ -93,14 +93,42 @@ static void defer_chunk_failed(cnet_socket_t *s, cnet__chunk_t *c,
 
 /* ---- reading ------------------------------------------------------------ */
 
+static bool has_onread(const cnet_socket_t *s) {
+  return s->extra != NULL && s->extra->has_onread;
+}
+
+/* RD-05/06: the onread option's memory. */
+static void onread_alloc(cnet_socket_t *s, uv_buf_t *buf) {
+  cnet_onread_t *o = &s->extra->onread;
+  size_t len = o->len;
+  char *base = o->get_buffer != NULL ? o->get_buffer(s, &len, o->ctx) : NULL;
+
+  if (base == NULL) {
+    base = o->buffer;
+    len = o->len;
+  }
+  *buf = uv_buf_init(base, base != NULL && len <= UINT32_MAX ? (unsigned)len
+                                                             : 0);
+}
+
+/* The loop's slab; while piped, no more than the destinations' high-water
+ * mark at a time, so one read cannot overfill a slow destination. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
   cnet__loop_t *L = s->loop;
+  size_t len = CNET__SLAB_SIZE;
 
   (void)suggested;
+  if (has_onread(s)) {
+    onread_alloc(s, buf);
+    return;
+  }
   if (L->slab == NULL)
     L->slab = malloc(CNET__SLAB_SIZE);
-  *buf = uv_buf_init(L->slab, L->slab != NULL ? CNET__SLAB_SIZE : 0);
+  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
+    if (p->dst->hwm < len)
+      len = p->dst->hwm;
+  *buf = uv_buf_init(L->slab, L->slab != NULL ? (unsigned)len : 0);
 }
 
 static void stop_reading(cnet_socket_t *s) {
@@ -114,8 +142,65 @@ static bool has_consumer(const cnet_socket_t *s) {
   return (s->flags & S_FLOWING) != 0;
 }
 
-/* 'data' to the listeners, then to every pipe. */
+static bool decoding(const cnet_socket_t *s) {
+  return s->extra != NULL && s->extra->decoding;
+}
+
+/* Room for n bytes of text and a NUL in the loop's text buffer. */
+static char *text_room(cnet_socket_t *s, size_t n) {
+  cnet__loop_t *L = s->loop;
+
+  if (L->text_cap < n + 1) {
+    char *p = realloc(L->text, n + 1);
+    if (p == NULL) {
+      cnet__socket_destroy_errno(s, UV_ENOMEM, "read");
+      return NULL;
+    }
+    L->text = p;
+    L->text_cap = n + 1;
+  }
+  return L->text;
+}
+
+static void emit_data(cnet_socket_t *s, const char *base, size_t len);
+
+/* setEncoding: 'data' carries the decoded text; a chunk that completes no
+ * character emits nothing (correction 11). */
+static void deliver_text(cnet_socket_t *s, const char *base, size_t len) {
+  cnet_decoder_t *d = &s->extra->decoder;
+  char *out = text_room(s, cnet_decoder_max_length(d, len));
+  size_t n;
+
+  if (out == NULL)
+    return;
+  n = cnet_decoder_write(d, base, len, out);
+  out[n] = '\0';
+  if (n > 0)
+    emit_data(s, out, n);
+}
+
+/* What is left in the decoder at the peer's FIN, just before 'end'. */
+static void flush_text(cnet_socket_t *s) {
+  char *out;
+  size_t n;
+
+  if (!decoding(s) || (out = text_room(s, CNET_DECODER_END_MAX)) == NULL)
+    return;
+  n = cnet_decoder_end(&s->extra->decoder, out);
+  out[n] = '\0';
+  if (n > 0)
+    emit_data(s, out, n);
+}
+
 static void deliver(cnet_socket_t *s, const char *base, size_t len) {
+  if (decoding(s))
+    deliver_text(s, base, len);
+  else
+    emit_data(s, base, len);
+}
+
+/* 'data' to the listeners, then to every pipe. */
+static void emit_data(cnet_socket_t *s, const char *base, size_t len) {
   cnet_event_t ev = {.type = CNET_EV_DATA};
 
   ev.data.base = base;
@@ -163,6 +248,9 @@ static void run_auto_end(cnet__tick_t *t) {
 /* EN-01: 'end' with the socket still writable; the automatic end() of a
  * socket without allowHalfOpen comes on the next tick. */
 static void emit_end(cnet_socket_t *s) {
+  flush_text(s);
+  if (s->flags & S_DESTROYED)
+    return;
   s->flags |= S_END_EMITTED;
   cnet__socket_emit_simple(s, CNET_EV_END);
   for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
@@ -177,6 +265,14 @@ static void emit_end(cnet_socket_t *s) {
   }
 }
 
+/* RD-05/07: the onread callback instead of 'data'; false pauses. */
+static void read_into_user_memory(cnet_socket_t *s, char *base, size_t len) {
+  cnet_onread_t *o = &s->extra->onread;
+
+  if (!o->callback(s, base, len, o->ctx) && !(s->flags & S_DESTROYED))
+    cnet_socket_pause(s);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cnet_socket_t *s = container_of(stream, cnet_socket_t, h.stream);
   cnet__loop_t *L = s->loop;
@@ -188,7 +284,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     s->bytes_read += (uint64_t)nread;
     s->flags |= S_BUSY;
-    if (has_consumer(s) && s->unread == NULL)
+    cnet__timeout_touch(s);
+    if (has_onread(s))
+      read_into_user_memory(s, buf->base, (size_t)nread);
+    else if (has_consumer(s) && s->unread == NULL)
       deliver(s, buf->base, (size_t)nread);
     else
       stash(s, buf->base, (size_t)nread);
@@ -293,7 +392,7 @@ void cnet__stream_flush(cnet_socket_t *s) {
   int err;
 
   if ((s->flags & (S_CONNECTED | S_DESTROYED)) != S_CONNECTED ||
-      s->wq_inflight != 0 || s->wq_head == NULL)
+      s->wq_inflight != 0 || s->wq_head == NULL || s->corked != 0)
     return;
   for (cnet__chunk_t *c = s->wq_head; c != NULL && n < ARRAY_SIZE(bufs);
        c = c->next)
@@ -378,6 +477,7 @@ static void on_written(uv_write_t *req, int status) {
   cnet_error_t err;
 
   cnet__loop_enter(L);
+  cnet__timeout_touch(s);
   for (unsigned i = 0; i < s->wq_inflight; i++) {
     last = last == NULL ? s->wq_head : last->next;
     s->writable_length -= last->len;
@@ -473,13 +573,14 @@ static int write_now(cnet_socket_t *s, const char *data, size_t len,
 static int stream_write(cnet_socket_t *s, const void *data, size_t len,
                         cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
   bool direct = (s->flags & (S_CONNECTED | S_DESTROYED)) == S_CONNECTED &&
-                s->wq_head == NULL && len <= UINT32_MAX;
+                s->wq_head == NULL && s->corked == 0 && len <= UINT32_MAX;
   cnet_error_t err;
   int n;
 
   if (check_writable(s, c, cb, ctx) == 0)
     return 0;
   s->bytes_written += len;
+  cnet__timeout_touch(s);
   if (direct) {
     n = write_now(s, data, len, &c);
     if (n < 0) { /* WR-15: the OS says the peer is gone */
@@ -534,6 +635,43 @@ int cnet_socket_write_owned(cnet_socket_t *s, void *data, size_t len,
   return stream_write(s, data, len, c, cb, ctx);
 }
 
+int cnet_socket_write_string(cnet_socket_t *s, const char *str,
+                             const char *encoding, cnet_write_cb cb,
+                             void *ctx) {
+  cnet_encoding_t enc = cnet_encoding_from_name(encoding);
+  size_t len;
+  char *bytes;
+  int r;
+
+  if (s == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
+                      "cnet_socket_t", "NULL");
+  if (str == NULL)
+    return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
+  if (enc == CNET_ENC_UNKNOWN)
+    return cnet__fail(CNET_ERR_UNKNOWN_ENCODING, encoding);
+  len = strlen(str);
+  if ((bytes = malloc(cnet_encode_max_length(enc, len) + 1)) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  r = cnet_socket_write(s, bytes, cnet_encode(enc, str, len, bytes), cb, ctx);
+  free(bytes);
+  return r;
+}
+
+/* cork() / uncork(): while corked nothing is sent; the last uncork sends
+ * what queued up, as one multi-buffer write. */
+void cnet_socket_cork(cnet_socket_t *s) {
+  if (s != NULL && s->corked < UINT16_MAX)
+    s->corked++;
+}
+
+void cnet_socket_uncork(cnet_socket_t *s) {
+  if (s == NULL || s->corked == 0 || --s->corked != 0)
+    return;
+  if (s->wq_head != NULL)
+    cnet__stream_flush(s);
+}
+
 static void add_end_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx) {
   cnet__end_cb_t *e = cnet__xmalloc(sizeof(*e)), **tail = &s->end_cbs;
 
@@ -567,9 +705,12 @@ int cnet_socket_end(cnet_socket_t *s, const void *data, size_t len,
   if (s->flags & (S_ENDING | S_DESTROYED))
     return 0;
   s->flags |= S_ENDING;
+  s->corked = 0; /* end() uncorks, as in Node */
   if (s->flags & S_CONNECTED) {
     if (s->wq_head == NULL)
       do_shutdown(s);
+    else
+      cnet__stream_flush(s);
   } else if (!(s->flags & S_CONNECTING)) {
     cnet__socket_defer(s, run_finish, NULL, NULL, 0); /* nothing to flush */
   }
@@ -578,6 +719,26 @@ int cnet_socket_end(cnet_socket_t *s, const void *data, size_t len,
 
 size_t cnet_socket_writable_length(const cnet_socket_t *s) {
   return s != NULL ? s->writable_length : 0;
+}
+
+size_t cnet_socket_buffer_size(const cnet_socket_t *s) {
+  return cnet_socket_writable_length(s);
+}
+
+int cnet_socket_set_encoding(cnet_socket_t *s, const char *encoding) {
+  cnet_decoder_t d;
+  cnet__extra_t *x;
+  int err;
+
+  if (s == NULL)
+    return cnet__fail(UV_EINVAL);
+  if ((err = cnet_decoder_init(&d, encoding)) != 0)
+    return err;
+  if ((x = cnet__socket_extra(s)) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  x->decoder = d; /* Node replaces the decoder: pending bytes are dropped */
+  x->decoding = true;
+  return 0;
 }
 
 /* ---- pipe --------------------------------------------------------------- */
