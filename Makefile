@@ -5,15 +5,20 @@
 #   make demo          build, then run the echo server/client demo
 #   make asan          ASan+UBSan Debug build in build-asan, run the tests there
 #   make valgrind      run each test executable of the normal build under valgrind
+#   make bench-memory  Release build in build-bench, then bench/idle-memory.sh:
+#                      bytes per idle connection, cnet vs raw libuv vs Node
 #   make install       build, then install into $(PREFIX)
 #   make format        clang-format -i the C sources
-#   make clean         remove build and build-asan
+#   make clean         remove build, build-asan and build-bench
 #
 # Variables: BUILD (build dir, default build), PREFIX (default /usr/local),
-# JOBS (default 2), CMAKE_ARGS (extra arguments for the first configure).
+# JOBS (default 2), CMAKE_ARGS (extra arguments for the first configure),
+# BENCH_BUILD (default build-bench), BENCH_ARGS (e.g. BENCH_ARGS='-k 5000').
 
 BUILD      ?= build
 ASAN_BUILD := build-asan
+BENCH_BUILD ?= build-bench
+BENCH_ARGS ?=
 PREFIX     ?= /usr/local
 JOBS       ?= 2
 CMAKE      ?= cmake
@@ -29,7 +34,8 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 VALGRIND := valgrind --error-exitcode=1 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --quiet
 
-.PHONY: all build setup test demo asan valgrind install format clean
+.PHONY: all build setup test demo asan valgrind bench-build bench-memory \
+        install format clean
 
 all: build
 
@@ -75,13 +81,24 @@ valgrind: build
 	done; \
 	echo "valgrind: $$n test executable(s) clean"
 
+# Benchmarks: a Release build of their own, never part of `make test`.
+bench-build: setup
+	@test -f $(BENCH_BUILD)/CMakeCache.txt || \
+	  $(CMAKE) -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	    -DCNET_BUILD_BENCH=ON $(CMAKE_ARGS)
+	$(CMAKE) --build $(BENCH_BUILD) -j$(JOBS) --target example-echo-server \
+	  bench-idle-clients bench-uv-echo
+
+bench-memory: bench-build
+	CNET_BUILD_DIR="$$(cd $(BENCH_BUILD) && pwd)" bash bench/idle-memory.sh $(BENCH_ARGS)
+
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 format:
-	@files=$$(find include src test examples -name '*.[ch]' 2>/dev/null; \
+	@files=$$(find include src test examples bench -name '*.[ch]' 2>/dev/null; \
 	          ls *.c *.h 2>/dev/null); \
 	if [[ -n $$files ]]; then clang-format -i $$files; fi
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(BENCH_BUILD)

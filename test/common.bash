@@ -17,8 +17,12 @@ peers="$src/test/node"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnet-${test_name:?}.XXXXXX")
 pids=()
 
+# Only the test's own shell cleans up: a background child that gets SIGTERM
+# before it has exec'd its program still has these traps for a moment.
+cleanup_owner=$BASHPID
 cleanup() {
   local pid
+  [[ $BASHPID == "$cleanup_owner" ]] || return 0
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
