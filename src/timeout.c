@@ -94,14 +94,14 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
 
   if (s == NULL)
     return cnet__fail(UV_EINVAL);
+  if (s->flags & S_DESTROYED)
+    return 0; /* TO-08: before any check, as Node's setStreamTimeout */
   if (msecs < 0) { /* TO-02 */
     char received[32];
     snprintf(received, sizeof(received), "%lld", (long long)msecs);
     return cnet__fail(CNET_ERR_OUT_OF_RANGE, "msecs",
                       "a non-negative finite number", received);
   }
-  if (s->flags & S_DESTROYED)
-    return 0; /* TO-08 */
   if (msecs == 0) { /* TO-03 */
     if (s->extra != NULL) {
       s->extra->timeout_ms = 0;
