@@ -687,8 +687,9 @@ CNET_EXTERN int cnet_socket_set_onread(cnet_socket_t *s,
  * inactivity -- nothing read, nothing written, no write progress -- and
  * again only after new activity. It only notifies: end or destroy the
  * socket yourself. 0 turns it off (and removes `listener`, as Node).
- * listener (may be NULL) is added with once('timeout'). Values above
- * 2^31-1 are clamped, as Node. Returns 0, or ERR_OUT_OF_RANGE for a
+ * listener (may be NULL) is added with once('timeout'). A period above
+ * 2^31-1 ms is clamped to it, as Node (cnet_socket_timeout still reads
+ * the value given). Returns 0, or ERR_OUT_OF_RANGE for a
  * negative msecs. The timer never keeps the loop alive. No-op after
  * destroy. */
 CNET_EXTERN int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,

@@ -205,7 +205,8 @@ typedef struct cnet__extra_s {
   cnet_decoder_t decoder;
   cnet_onread_t onread;
   uv_timer_t timer;     /* setTimeout's; initialised on first use */
-  uint64_t timeout_ms;  /* 0: no timeout */
+  uint64_t timeout;     /* the msecs given (socket.timeout); 0: none */
+  uint64_t timeout_ms;  /* the period used: clamped to 2^31-1 */
   uint64_t last_activity; /* uv_now() of the last read or write */
   size_t last_queued;   /* bytes queued when the timer last looked */
   bool decoding, has_onread;

@@ -104,7 +104,7 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
   }
   if (msecs == 0) { /* TO-03 */
     if (s->extra != NULL) {
-      s->extra->timeout_ms = 0;
+      s->extra->timeout = s->extra->timeout_ms = 0;
       s->extra->timeout_fired = false;
       if (s->extra->timer_open)
         uv_timer_stop(&s->extra->timer);
@@ -118,6 +118,7 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
   if (listener != NULL && cnet_socket_once(s, CNET_EV_TIMEOUT, listener,
                                            ctx) != 0)
     return cnet__fail(UV_ENOMEM);
+  x->timeout = (uint64_t)msecs; /* socket.timeout: the value given */
   x->timeout_ms = (uint64_t)msecs > TIMEOUT_MAX_MS ? TIMEOUT_MAX_MS
                                                    : (uint64_t)msecs;
   x->last_activity = uv_now(s->loop->uv);
@@ -128,5 +129,5 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
 }
 
 uint64_t cnet_socket_timeout(const cnet_socket_t *s) {
-  return s != NULL && s->extra != NULL ? s->extra->timeout_ms : 0;
+  return s != NULL && s->extra != NULL ? s->extra->timeout : 0;
 }
