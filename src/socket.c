@@ -157,16 +157,15 @@ static void emit_pending_error(cnet_socket_t *s) {
   cnet_error_t *err = s->pending_error;
   cnet_event_t ev = {.type = CNET_EV_ERROR};
 
-  if (err == NULL)
+  if (err == NULL || (s->flags & S_ERROR_EMITTED))
     return;
-  s->pending_error = NULL;
-  s->flags |= S_ERROR_EMITTED;
+  s->flags |= S_ERROR_EMITTED; /* the error stays: writes still failing
+                                  after this get it (Node's errored) */
   ev.error = err;
   if (cnet__emitter_count(&s->emitter, CNET_EV_ERROR) == 0)
     cnet__unhandled_error("socket", err);
   else
     cnet__socket_emit(s, &ev);
-  free(err);
 }
 
 static void run_pending_error(cnet__tick_t *t) {
@@ -301,8 +300,8 @@ static void connect_succeeded(cnet_socket_t *s) {
   cnet__socket_emit_simple(s, CNET_EV_CONNECT);
   if ((s->flags & (S_RESET | S_DESTROYED)) == S_RESET)
     cnet_socket_destroy(s, NULL); /* DS-06: reset once connected */
-  if (!(s->flags & S_DESTROYED))
-    cnet__socket_emit_simple(s, CNET_EV_READY); /* CE-01: right after */
+  /* CE-01: right after, even if a 'connect' listener destroyed it (Node) */
+  cnet__socket_emit_simple(s, CNET_EV_READY);
   if (!(s->flags & S_DESTROYED))
     cnet__stream_connected(s);
 }
@@ -476,6 +475,8 @@ static void reset_for_connect(cnet_socket_t *s) {
                   S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
 
   s->flags &= keep;
+  free(s->pending_error);
+  s->pending_error = NULL;
   cnet__stream_reset(s);
 }
 

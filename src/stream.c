@@ -385,6 +385,8 @@ static void enqueue(cnet_socket_t *s, cnet__chunk_t *c) {
 
 static void on_written(uv_write_t *req, int status);
 static void wake_sources(cnet_socket_t *dst);
+static void fail_end_cbs(cnet_socket_t *s, const cnet_error_t *err);
+static void fail_pending(cnet_socket_t *s, bool connecting);
 
 void cnet__stream_flush(cnet_socket_t *s) {
   uv_buf_t bufs[MAX_BUFS_PER_WRITE];
@@ -505,7 +507,9 @@ static void on_written(uv_write_t *req, int status) {
       c->cb(s, status < 0 ? &err : NULL, c->ctx);
     chunk_release(c);
   }
-  if (s->wq_head != NULL)
+  if (s->flags & S_DESTROYED)
+    fail_pending(s, false); /* what queued behind, now in order */
+  else if (s->wq_head != NULL)
     cnet__stream_flush(s);
   else
     after_queue_empty(s);
@@ -524,8 +528,10 @@ static int refuse_write(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
   } else {
     defer_write_cb(s, cb, ctx, err);
   }
-  if (destroy)
+  if (destroy) { /* the end() callbacks before 'error', as Node */
+    fail_end_cbs(s, err);
     cnet_socket_destroy(s, err);
+  }
   return 0;
 }
 
@@ -533,18 +539,23 @@ static int check_writable(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
                           void *ctx) {
   cnet_error_t err;
 
-  if (s->flags & S_DESTROYED) { /* WR-13: callback only */
-    cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
-    return refuse_write(s, c, cb, ctx, &err, false);
-  }
+  /* Node's order: ending before destroyed, so a write after end() is
+   * "write after end" even once the socket is gone (correction 7: EPIPE
+   * after the automatic end, no 'error' once destroyed). */
+  bool live = !(s->flags & S_DESTROYED);
+
   if (s->flags & S_AUTO_END) { /* WR-14: the peer ended it */
     cnet__error_custom(&err, UV_EPIPE,
                        "This socket has been ended by the other party");
-    return refuse_write(s, c, cb, ctx, &err, true);
+    return refuse_write(s, c, cb, ctx, &err, live);
   }
   if (s->flags & S_ENDING) { /* WR-12: callback, then 'error' */
     cnet__error_node(&err, CNET_ERR_STREAM_WRITE_AFTER_END);
-    return refuse_write(s, c, cb, ctx, &err, true);
+    return refuse_write(s, c, cb, ctx, &err, live);
+  }
+  if (!live) { /* WR-13: callback only */
+    cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
+    return refuse_write(s, c, cb, ctx, &err, false);
   }
   return 1;
 }
@@ -785,12 +796,16 @@ int cnet_socket_unpipe(cnet_socket_t *src, cnet_socket_t *dst) {
 
   if (src == NULL)
     return cnet__fail(UV_EINVAL);
+  if (src->pipes == NULL)
+    return 0;
   for (link = &src->pipes; *link != NULL;) {
     if (dst == NULL || (*link)->dst == dst)
       pipe_free(link);
     else
       link = &(*link)->next;
   }
+  if (src->pipes == NULL) /* Node pauses a source left with no pipe */
+    cnet_socket_pause(src);
   return 0;
 }
 
@@ -808,33 +823,48 @@ static void wake_sources(cnet_socket_t *dst) {
 
 /* destroy(): stop reading, fail what was never handed to libuv, call end
  * callbacks with the reason, and take the socket out of every pipe. */
-void cnet__stream_on_destroy(cnet_socket_t *s) {
-  cnet__chunk_t **link = &s->wq_head, *c;
-  cnet_error_t err;
-  bool connecting = (s->flags & S_CONNECTING) != 0;
+static void fail_end_cbs(cnet_socket_t *s, const cnet_error_t *err) {
+  while (s->end_cbs != NULL) {
+    cnet__end_cb_t *e = s->end_cbs;
+    s->end_cbs = e->next;
+    defer_write_cb(s, e->cb, e->ctx, err);
+    free(e);
+  }
+}
 
-  stop_reading(s);
-  for (unsigned i = 0; i < s->wq_inflight; i++)
-    link = &(*link)->next;
-  if (connecting) /* WR-16 */
+/* The writes still queued and the end() callbacks of a destroyed socket
+ * get their error, in order: after the callbacks of a write already in
+ * libuv's hands (on_written calls this once that one has completed). The
+ * error is destroy()'s own, as Node's state.errored, else
+ * ERR_STREAM_DESTROYED (ERR_SOCKET_CLOSED_BEFORE_CONNECTION while
+ * connecting, WR-16). */
+static void fail_pending(cnet_socket_t *s, bool connecting) {
+  cnet__chunk_t *c;
+  cnet_error_t err;
+
+  if (connecting)
     cnet__error_node(&err, CNET_ERR_SOCKET_CLOSED_BEFORE_CONNECTION);
+  else if (s->pending_error != NULL)
+    err = *s->pending_error;
   else
     cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
-  while ((c = *link) != NULL) {
-    *link = c->next;
+  while ((c = s->wq_head) != NULL) {
+    s->wq_head = c->next;
     s->writable_length -= c->len;
     defer_chunk_failed(s, c, &err);
   }
   s->wq_tail = NULL;
-  for (c = s->wq_head; c != NULL; c = c->next)
-    s->wq_tail = c;
-  cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "end");
-  while (s->end_cbs != NULL) {
-    cnet__end_cb_t *e = s->end_cbs;
-    s->end_cbs = e->next;
-    defer_write_cb(s, e->cb, e->ctx, s->pending_error ? s->pending_error : &err);
-    free(e);
-  }
+  if (s->pending_error == NULL)
+    cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "end");
+  fail_end_cbs(s, &err);
+}
+
+/* destroy(): stop reading, fail what was waiting to be written (see
+ * fail_pending), and take the socket out of every pipe. */
+void cnet__stream_on_destroy(cnet_socket_t *s) {
+  stop_reading(s);
+  if (s->wq_inflight == 0)
+    fail_pending(s, (s->flags & S_CONNECTING) != 0);
   while (s->pipes != NULL)
     pipe_free(&s->pipes);
   while (s->drain_waiters != NULL) { /* Node unpipes from a closed dst */
