@@ -65,7 +65,9 @@ static void accept_failed(cnet_server_t *srv, cnet__acceptor_t *lh, int err) {
     start_backoff(lh);
   } else if (!is_connection_error(err)) {
     /* EBADF, EINVAL...: the socket itself is broken; watching it would
-     * spin. Node's 'error', and no more accepting. */
+     * spin. Node's 'error', and no more accepting (backing off with no
+     * timer to end it). */
+    lh->backing_off = true;
     stop_watching(lh);
     cnet__server_defer_error(srv, &e);
     return;
