@@ -643,10 +643,11 @@ CNET_EXTERN void cnet_socket_uncork(cnet_socket_t *s);
 CNET_EXTERN int cnet_socket_end(cnet_socket_t *s, const void *data,
                                 size_t len, cnet_write_cb cb, void *ctx);
 
-/* socket.destroy([error]) -- close now, dropping queued writes (their
- * callbacks get ERR_STREAM_DESTROYED, or ECANCELED for data already handed
- * to libuv). With err, 'error' (a copy of *err) is emitted first; then
- * 'close' with had_error. Idempotent; safe from any listener. */
+/* socket.destroy([error]) -- close now, dropping queued writes. Their
+ * callbacks run in order: ECANCELED for the data already handed to libuv,
+ * then *err for the rest (ERR_STREAM_DESTROYED without err, as Node). With
+ * err, 'error' (a copy of *err) is emitted first; then 'close' with
+ * had_error. Idempotent; safe from any listener. */
 CNET_EXTERN void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err);
 
 /* socket.resetAndDestroy(): close a TCP connection with RST (the peer sees
