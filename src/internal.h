@@ -206,7 +206,6 @@ typedef struct cnet__extra_s {
   cnet_onread_t onread;
   uv_timer_t timer;     /* setTimeout's; initialised on first use */
   uint64_t timeout;     /* the msecs given (socket.timeout); 0: none */
-  uint64_t timeout_ms;  /* the period used: clamped to 2^31-1 */
   uint64_t last_activity; /* uv_now() of the last read or write */
   size_t last_queued;   /* bytes queued when the timer last looked */
   bool decoding, has_onread;
@@ -276,7 +275,7 @@ void cnet__stream_free(cnet_socket_t *s);
  * (the time of the last read or write); the timer re-checks when it fires. */
 void cnet__timeout_touch_slow(cnet_socket_t *s);
 static inline void cnet__timeout_touch(cnet_socket_t *s) {
-  if (s->extra != NULL && s->extra->timeout_ms != 0)
+  if (s->extra != NULL && s->extra->timeout != 0)
     cnet__timeout_touch_slow(s);
 }
 void cnet__timeout_stop(cnet_socket_t *s); /* destroy: close the timer */

@@ -650,7 +650,8 @@ int cnet_socket_write_string(cnet_socket_t *s, const char *str,
                              const char *encoding, cnet_write_cb cb,
                              void *ctx) {
   cnet_encoding_t enc = cnet_encoding_from_name(encoding);
-  size_t len;
+  char small[1024]; /* most strings: no allocation (write copies anyway) */
+  size_t len, room;
   char *bytes;
   int r;
 
@@ -662,10 +663,13 @@ int cnet_socket_write_string(cnet_socket_t *s, const char *str,
   if (enc == CNET_ENC_UNKNOWN)
     return cnet__fail(CNET_ERR_UNKNOWN_ENCODING, encoding);
   len = strlen(str);
-  if ((bytes = malloc(cnet_encode_max_length(enc, len) + 1)) == NULL)
+  room = cnet_encode_max_length(enc, len);
+  bytes = room <= sizeof(small) ? small : malloc(room);
+  if (bytes == NULL)
     return cnet__fail(UV_ENOMEM);
   r = cnet_socket_write(s, bytes, cnet_encode(enc, str, len, bytes), cb, ctx);
-  free(bytes);
+  if (bytes != small)
+    free(bytes);
   return r;
 }
 

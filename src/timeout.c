@@ -11,7 +11,12 @@
 
 #include <stdio.h>
 
-#define TIMEOUT_MAX_MS 2147483647u /* TO-09: Node clamps to 2^31-1 */
+#define TIMEOUT_MAX_MS 2147483647u /* 2^31-1 */
+
+/* TO-09: the period is the value given, clamped as Node clamps it. */
+static uint64_t period(const cnet__extra_t *x) {
+  return x->timeout > TIMEOUT_MAX_MS ? TIMEOUT_MAX_MS : x->timeout;
+}
 
 static size_t queued_bytes(const cnet_socket_t *s) {
   size_t n = s->writable_length;
@@ -27,10 +32,10 @@ static void on_timer(uv_timer_t *timer) {
   cnet__extra_t *x = container_of(timer, cnet__extra_t, timer);
   cnet_socket_t *s = timer->data;
   cnet__loop_t *L = s->loop;
-  uint64_t now = uv_now(L->uv), due = x->last_activity + x->timeout_ms;
+  uint64_t now = uv_now(L->uv), due = x->last_activity + period(x);
   size_t queued;
 
-  if ((s->flags & S_DESTROYED) || x->timeout_ms == 0)
+  if ((s->flags & S_DESTROYED) || x->timeout == 0)
     return;
   if (now < due) { /* there was activity: sleep for the rest */
     arm(s, due - now);
@@ -42,7 +47,7 @@ static void on_timer(uv_timer_t *timer) {
   if (queued != 0 && queued != x->last_queued) {
     x->last_queued = queued;
     x->last_activity = now;
-    arm(s, x->timeout_ms);
+    arm(s, period(x));
     return;
   }
   x->timeout_fired = true;
@@ -69,7 +74,7 @@ void cnet__timeout_touch_slow(cnet_socket_t *s) {
   x->last_activity = uv_now(s->loop->uv);
   if (x->timeout_fired && !(s->flags & S_DESTROYED)) {
     x->timeout_fired = false;
-    arm(s, x->timeout_ms);
+    arm(s, period(x));
   }
 }
 
@@ -104,7 +109,7 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
   }
   if (msecs == 0) { /* TO-03 */
     if (s->extra != NULL) {
-      s->extra->timeout = s->extra->timeout_ms = 0;
+      s->extra->timeout = 0;
       s->extra->timeout_fired = false;
       if (s->extra->timer_open)
         uv_timer_stop(&s->extra->timer);
@@ -118,13 +123,11 @@ int cnet_socket_set_timeout(cnet_socket_t *s, int64_t msecs,
   if (listener != NULL && cnet_socket_once(s, CNET_EV_TIMEOUT, listener,
                                            ctx) != 0)
     return cnet__fail(UV_ENOMEM);
-  x->timeout = (uint64_t)msecs; /* socket.timeout: the value given */
-  x->timeout_ms = (uint64_t)msecs > TIMEOUT_MAX_MS ? TIMEOUT_MAX_MS
-                                                   : (uint64_t)msecs;
+  x->timeout = (uint64_t)msecs;
   x->last_activity = uv_now(s->loop->uv);
   x->last_queued = 0;
   x->timeout_fired = false;
-  arm(s, x->timeout_ms);
+  arm(s, period(x));
   return 0;
 }
 
