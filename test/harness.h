@@ -16,7 +16,9 @@
  *
  * Helpers: loop_new / run_bounded / loop_finish (the loop must end with no
  * handle left and uv_loop_close() == 0), trace_t / trace_add for event
- * order, temp_socket_path() for IPC paths removed at exit, server_port().
+ * order, temp_socket_path() for IPC paths removed at exit, server_port(),
+ * closed_port(), have_ipv6(), find_tcp_fd() + int_sockopt() for options on
+ * a descriptor the API hides, later() for one-shot timers.
  *
  * One test file includes this header once: everything here is static.
  */
@@ -296,6 +298,83 @@ HARNESS_FN int closed_port(void) {
   ASSERT_EQ(0, getsockname(fd, (struct sockaddr *)&sa, &len));
   close(fd);
   return ntohs(sa.sin_port);
+}
+
+/* An IPv6 loopback to bind and connect to (cases that need one skip
+ * without it). */
+HARNESS_FN bool have_ipv6(void) {
+  struct sockaddr_in6 sa;
+  int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  bool ok;
+
+  if (fd < 0)
+    return false;
+  memset(&sa, 0, sizeof(sa));
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_loopback;
+  ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+  close(fd);
+  return ok;
+}
+
+/* The API hides descriptors: the TCP socket whose local port is `local`
+ * and peer port `remote`, for getsockopt checks; -1 if none. */
+HARNESS_FN int find_tcp_fd(int local, int remote) {
+  for (int fd = 0; fd < 1024; fd++) {
+    struct sockaddr_in a, b;
+    socklen_t la = sizeof(a), lb = sizeof(b);
+
+    if (getsockname(fd, (struct sockaddr *)&a, &la) != 0 ||
+        a.sin_family != AF_INET || ntohs(a.sin_port) != local)
+      continue;
+    if (getpeername(fd, (struct sockaddr *)&b, &lb) != 0 ||
+        b.sin_family != AF_INET || ntohs(b.sin_port) != remote)
+      continue;
+    return fd;
+  }
+  return -1;
+}
+
+HARNESS_FN int int_sockopt(int fd, int level, int name) {
+  int v = -1;
+  socklen_t len = sizeof(v);
+
+  ASSERT_EQ(0, getsockopt(fd, level, name, &v, &len));
+  return v;
+}
+
+/* ---- one-shot timers ----------------------------------------------------- */
+
+typedef struct {
+  uv_timer_t timer; /* first: the handle is the allocation */
+  void (*fn)(void *arg);
+  void *arg;
+} harness_later_t;
+
+static void harness_later_closed(uv_handle_t *h) {
+  free(h);
+}
+
+static void harness_later_fire(uv_timer_t *t) {
+  harness_later_t *l = (harness_later_t *)t;
+
+  l->fn(l->arg);
+  uv_close((uv_handle_t *)t, harness_later_closed);
+}
+
+/* fn(arg) after ms. keep_alive false: the timer alone does not keep the loop
+ * running (for ref/unref tests). */
+HARNESS_FN void later(uv_loop_t *loop, unsigned ms, void (*fn)(void *),
+                      void *arg, bool keep_alive) {
+  harness_later_t *l = malloc(sizeof(*l));
+
+  ASSERT_NOT_NULL(l);
+  l->fn = fn;
+  l->arg = arg;
+  ASSERT_EQ(0, uv_timer_init(loop, &l->timer));
+  ASSERT_EQ(0, uv_timer_start(&l->timer, harness_later_fire, ms, 0));
+  if (!keep_alive)
+    uv_unref((uv_handle_t *)&l->timer);
 }
 
 /* ---- main ------------------------------------------------------------------

@@ -34,21 +34,6 @@ static void sock_trace(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
   word(ctx, cnet_event_name(ev->type));
 }
 
-static bool have_ipv6(void) {
-  struct sockaddr_in6 sa;
-  int fd = socket(AF_INET6, SOCK_STREAM, 0);
-  bool ok;
-
-  if (fd < 0)
-    return false;
-  memset(&sa, 0, sizeof(sa));
-  sa.sin6_family = AF_INET6;
-  sa.sin6_addr = in6addr_any;
-  ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-  close(fd);
-  return ok;
-}
-
 static cnet_server_t *server_new(uv_loop_t *loop, cnet_server_listener fn,
                                  void *ctx) {
   cnet_server_t *srv = cnet_create_server(loop, NULL, fn, ctx);

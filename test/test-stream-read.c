@@ -41,39 +41,6 @@ static uint64_t now_ms(void) {
   return uv_hrtime() / 1000000u;
 }
 
-/* ---- one-shot timers ----------------------------------------------------- */
-
-typedef struct {
-  uv_timer_t timer; /* first: the handle is the allocation */
-  void (*fn)(void *arg);
-  void *arg;
-} later_t;
-
-static void later_closed(uv_handle_t *h) {
-  free(h);
-}
-
-static void later_fire(uv_timer_t *t) {
-  later_t *l = (later_t *)t;
-
-  l->fn(l->arg);
-  uv_close((uv_handle_t *)t, later_closed);
-}
-
-/* fn(arg) after ms. keep_alive false: the timer alone does not keep the loop
- * running (for ref/unref tests). */
-static void later(uv_loop_t *loop, unsigned ms, void (*fn)(void *), void *arg,
-                  bool keep_alive) {
-  later_t *l = malloc(sizeof(*l));
-
-  ASSERT_NOT_NULL(l);
-  l->fn = fn;
-  l->arg = arg;
-  ASSERT_EQ(0, uv_timer_init(loop, &l->timer));
-  ASSERT_EQ(0, uv_timer_start(&l->timer, later_fire, ms, 0));
-  if (!keep_alive)
-    uv_unref((uv_handle_t *)&l->timer);
-}
 
 static void nothing(void *arg) {
   (void)arg;
@@ -1419,31 +1386,6 @@ TEST_CASE(rf03_unref_then_ref_before_connect_keeps_loop) {
 /* ---- OP-01..OP-03: TCP_NODELAY and SO_KEEPALIVE on the descriptor ----------
  */
 
-/* The API hides descriptors: find the TCP socket whose local port is
- * `local` and peer port `remote`. */
-static int find_tcp_fd(int local, int remote) {
-  for (int fd = 0; fd < 1024; fd++) {
-    struct sockaddr_in a, b;
-    socklen_t la = sizeof(a), lb = sizeof(b);
-
-    if (getsockname(fd, (struct sockaddr *)&a, &la) != 0 ||
-        a.sin_family != AF_INET || ntohs(a.sin_port) != local)
-      continue;
-    if (getpeername(fd, (struct sockaddr *)&b, &lb) != 0 ||
-        b.sin_family != AF_INET || ntohs(b.sin_port) != remote)
-      continue;
-    return fd;
-  }
-  return -1;
-}
-
-static int int_sockopt(int fd, int level, int name) {
-  int v = -1;
-  socklen_t len = sizeof(v);
-
-  ASSERT_EQ(0, getsockopt(fd, level, name, &v, &len));
-  return v;
-}
 
 typedef struct {
   int nodelay, keepalive, keepidle;
