@@ -1504,6 +1504,69 @@ TEST_CASE(graceful_close_gracefully_deadline_destroys_busy) {
   loop_finish(loop);
 }
 
+/* A listen() during a graceful close cancels it: the busy connection left
+ * from before is not destroyed when the old deadline passes. */
+static struct {
+  cnet_socket_t *client, *conn;
+  int conn_closes;
+} gl;
+
+static void gl_conn_close(cnet_socket_t *s, const cnet_event_t *ev,
+                          void *ctx) {
+  (void)s, (void)ev, (void)ctx;
+  gl.conn_closes++;
+}
+
+static void gl_busy_data(cnet_socket_t *s, const cnet_event_t *ev,
+                         void *ctx) {
+  cnet_server_t *srv = cnet_socket_server(s);
+
+  (void)ev, (void)ctx;
+  if (!cnet_server_listening(srv))
+    return;
+  /* A request came and is not answered: busy. */
+  ASSERT_EQ(0, cnet_server_close_gracefully(srv, 100, NULL, NULL));
+  ASSERT(!cnet_server_listening(srv));
+  listen_local(srv);
+}
+
+static void gl_on_connection(cnet_server_t *srv, const cnet_event_t *ev,
+                             void *ctx) {
+  (void)srv, (void)ctx;
+  gl.conn = ev->connection;
+  ASSERT_EQ(0, cnet_socket_on(gl.conn, CNET_EV_DATA, gl_busy_data, NULL));
+  ASSERT_EQ(0, cnet_socket_on(gl.conn, CNET_EV_CLOSE, gl_conn_close, NULL));
+}
+
+static void gl_send(cnet_socket_t *c, const cnet_event_t *ev, void *ctx) {
+  (void)ev, (void)ctx;
+  ASSERT_GE(cnet_socket_write(c, "req", 3, NULL, NULL), 0);
+}
+
+static void gl_check_and_stop(void *arg) {
+  cnet_server_t *srv = arg;
+
+  ASSERT_EQ(0, gl.conn_closes); /* the 100 ms deadline did not fire */
+  ASSERT_EQ(1, (int)cnet_server_connections(srv));
+  ASSERT(cnet_server_listening(srv));
+  cnet_socket_destroy(gl.client, NULL);
+  cnet_socket_destroy(gl.conn, NULL);
+  ASSERT_EQ(0, cnet_server_close(srv, NULL, NULL));
+}
+
+TEST_CASE(graceful_close_cancelled_by_listen_again) {
+  uv_loop_t *loop = loop_new();
+  cnet_server_t *srv = server_new(loop, NULL, gl_on_connection, NULL);
+
+  memset(&gl, 0, sizeof(gl));
+  gl.client = client(loop, listen_local(srv), gl_send, NULL);
+  later(loop, 400, gl_check_and_stop, srv, true);
+  run_bounded(loop, 3000);
+  ASSERT_EQ(1, gl.conn_closes);
+  cnet_server_free(srv);
+  loop_finish(loop);
+}
+
 /* ---- accept errors: descriptor exhaustion -----------------------------------
  *
  * A child process (the clients) connects three blocking sockets, sends
