@@ -68,10 +68,12 @@ typedef struct cnet_server_s cnet_server_t;
 #define CNET_NODE_ERROR_MAP(XX)                                                \
   XX(ERR_INVALID_ADDRESS_FAMILY, "Invalid address family: %s")                 \
   XX(ERR_INVALID_ARG_TYPE, "The %s must be of type %s. Received %s")           \
+  XX(ERR_INVALID_ADDRESS, "Invalid socket address")                           \
   XX(ERR_INVALID_ARG_VALUE, "The %s %s. Received %s")                          \
   XX(ERR_INVALID_FD_TYPE, "Unsupported fd type: %s")                           \
   XX(ERR_INVALID_HANDLE_TYPE, "This handle type cannot be sent")               \
   XX(ERR_INVALID_IP_ADDRESS, "Invalid IP address: %s")                         \
+  XX(ERR_IP_BLOCKED, "IP(%s) is blocked by net.BlockList")                     \
   XX(ERR_MISSING_ARGS, "The %s argument must be specified")                    \
   XX(ERR_OUT_OF_RANGE, "The value of \"%s\" is out of range. It must be %s. "  \
                        "Received %s")                                          \
@@ -147,6 +149,9 @@ CNET_EXTERN void cnet_set_unhandled_error_handler(cnet_unhandled_error_fn fn,
   XX(CLOSE, "close")                                                           \
   XX(CONNECT, "connect")                                                       \
   XX(CONNECTION, "connection")                                                 \
+  XX(CONNECTION_ATTEMPT, "connectionAttempt")                                  \
+  XX(CONNECTION_ATTEMPT_FAILED, "connectionAttemptFailed")                     \
+  XX(CONNECTION_ATTEMPT_TIMEOUT, "connectionAttemptTimeout")                   \
   XX(DATA, "data")                                                             \
   XX(DRAIN, "drain")                                                           \
   XX(DROP, "drop")                                                             \
@@ -204,12 +209,24 @@ typedef struct cnet_event_s {
     /* CNET_EV_CONNECTION: the accepted socket, owned by cnet (freed after
      * its 'close' unless retained). */
     cnet_socket_t *connection;
-    /* CNET_EV_DROP: the connection max_connections turned away, already
-     * closed. Both NULL for IPC (Node passes nothing there). */
+    /* CNET_EV_DROP: a connection turned away, already closed: by
+     * max_connections, or (beyond Node v20) by the server's block_list.
+     * Both addresses NULL for IPC (Node passes nothing there). */
     struct {
       const cnet_address_t *local;
       const cnet_address_t *remote;
+      bool blocked; /* true: block_list; false: max_connections */
     } drop;
+    /* CNET_EV_CONNECTION_ATTEMPT (address, port, family),
+     * CNET_EV_CONNECTION_ATTEMPT_FAILED (+ error) and
+     * CNET_EV_CONNECTION_ATTEMPT_TIMEOUT: one TCP connection attempt, as
+     * Node v20.12 emits them. Not emitted for IPC. */
+    struct {
+      const char *address; /* the IP tried */
+      int port;
+      int family;                /* 4 or 6 */
+      const cnet_error_t *error; /* _FAILED only, else NULL */
+    } attempt;
     struct {
       const cnet_error_t *error; /* NULL on success */
       const char *address;       /* the resolved address; NULL on error */
@@ -278,6 +295,98 @@ CNET_EXTERN bool cnet_is_ipv4(const char *s);
 CNET_EXTERN bool cnet_is_ipv6(const char *s);
 /* isIP over len bytes; an embedded NUL byte is never an address. */
 CNET_EXTERN int cnet_is_ip_n(const char *s, size_t len);
+
+/* net.SocketAddress: an IP address and port as a plain value. */
+typedef struct cnet_socket_address_s {
+  char address[CNET_ADDR_MAX]; /* canonical text ("::1", not "0::01") */
+  int port;                    /* 0..65535 */
+  int family;                  /* 4 or 6 */
+  uint32_t flowlabel;          /* IPv6 flow label; 0 for IPv4 */
+} cnet_socket_address_t;
+
+/* new net.SocketAddress([options]) options. All zero is Node's default:
+ * 127.0.0.1 port 0 (family 6: "::"). */
+typedef struct cnet_socket_address_options_s {
+  const char *address; /* an IP of the family; NULL: the default above */
+  int family;          /* 0 or 4: IPv4 (Node's default), 6: IPv6 */
+  int port;
+  uint32_t flowlabel;
+} cnet_socket_address_options_t;
+
+/* new net.SocketAddress(options). 0, or at once: ERR_INVALID_ARG_VALUE
+ * (family not 0/4/6), ERR_SOCKET_BAD_PORT, ERR_INVALID_ADDRESS (address
+ * not of that family: "Invalid socket address"), ERR_OUT_OF_RANGE (an IPv6
+ * flowlabel above 0xfffff; Node v20 aborts). opts NULL: defaults. A
+ * "%zone" is accepted and dropped, as in Node (no scope id is kept). */
+CNET_EXTERN int cnet_socket_address_init(
+    cnet_socket_address_t *out, const cnet_socket_address_options_t *opts);
+/* SocketAddress.parse(input) (Node v22.13+): "1.2.3.4:80", "[::1]:123",
+ * or an address alone (port 0), read as a URL's host and port are: IPv4
+ * shorthands such as "256" (0.0.1.0) and "0x7f.1" (127.0.0.1) are
+ * accepted, a port is 0..65535 in decimal; userinfo, path, query and
+ * fragment are ignored. 0, or ERR_INVALID_ADDRESS where Node returns
+ * undefined. Unlike v22.13, an explicit ":80" is kept (Node's own test
+ * expects it; nodejs/node#62906), and a host that is not ASCII is refused
+ * (no IDNA mapping). */
+CNET_EXTERN int cnet_socket_address_parse(cnet_socket_address_t *out,
+                                          const char *input);
+/* The inverse of parse: "1.2.3.4:80" or "[::1]:123" into buf (always
+ * NUL-terminated when size > 0). Returns the length the full text needs,
+ * as snprintf does. */
+CNET_EXTERN size_t cnet_socket_address_format(const cnet_socket_address_t *sa,
+                                              char *buf, size_t size);
+
+/* net.BlockList: rules that match IPv4 and IPv6 addresses. As in Node, an
+ * IPv4 address and its IPv4-mapped IPv6 form (::ffff:1.2.3.4) are the same
+ * address to every rule. A list may be shared by servers and sockets on
+ * several loops and threads: each call takes the list's own lock. It must
+ * outlive every server and connect that names it. */
+typedef struct cnet_block_list_s cnet_block_list_t;
+
+/* new net.BlockList(). NULL with cnet_last_error() when out of memory. */
+CNET_EXTERN cnet_block_list_t *cnet_block_list_new(void);
+CNET_EXTERN void cnet_block_list_free(cnet_block_list_t *bl);
+
+/* family is Node's type argument: 0 or 4 for IPv4 (Node's default), 6 for
+ * IPv6. Each returns 0, or at once (the list unchanged):
+ * ERR_INVALID_ARG_VALUE (family), ERR_INVALID_ADDRESS (an address that is
+ * not of the family), UV_EINVAL (NULL), UV_ENOMEM. */
+/* blockList.addAddress(address[, type]) */
+CNET_EXTERN int cnet_block_list_add_address(cnet_block_list_t *bl,
+                                            const char *address, int family);
+/* blockList.addRange(start, end[, type]): inclusive; start after end is
+ * ERR_INVALID_ARG_VALUE ("must come before end"). */
+CNET_EXTERN int cnet_block_list_add_range(cnet_block_list_t *bl,
+                                          const char *start, const char *end,
+                                          int family);
+/* blockList.addSubnet(net, prefix[, type]): prefix 0..32 (IPv4) or 0..128
+ * (IPv6), else ERR_OUT_OF_RANGE. */
+CNET_EXTERN int cnet_block_list_add_subnet(cnet_block_list_t *bl,
+                                           const char *network, int prefix,
+                                           int family);
+/* One rule as blockList.rules prints it ("Address: IPv4 1.2.3.4",
+ * "Range: IPv6 ::1-::ff", "Subnet: IPv4 10.0.0.0/8") -- Node v22.19's
+ * BlockList.fromJSON for one entry, but strict: any text that is not such
+ * a valid rule (a backwards range, a prefix too long included) is
+ * ERR_INVALID_ARG_VALUE ("The argument 'rule' is invalid. Received
+ * '...'"), where fromJSON skips it. */
+CNET_EXTERN int cnet_block_list_add_rule(cnet_block_list_t *bl,
+                                         const char *rule);
+/* blockList.check(address[, type]): true when a rule matches. Text that is
+ * not an address of the family is false, as Node. */
+CNET_EXTERN bool cnet_block_list_check(const cnet_block_list_t *bl,
+                                       const char *address, int family);
+/* check() for a struct sockaddr (AF_INET or AF_INET6; others are false).
+ * An IPv4-mapped sockaddr_in6 is checked as the IPv6 address it is, which
+ * differs from its IPv4 form only for IPv6 ranges (as in Node). */
+CNET_EXTERN bool cnet_block_list_check_sockaddr(const cnet_block_list_t *bl,
+                                                const struct sockaddr *sa);
+/* blockList.rules: how many, and rule i (0 is the newest, as Node lists
+ * them) written into buf like snprintf (the return value is the length of
+ * the whole rule; 0 when i is past the end). */
+CNET_EXTERN size_t cnet_block_list_rule_count(const cnet_block_list_t *bl);
+CNET_EXTERN size_t cnet_block_list_rule(const cnet_block_list_t *bl, size_t i,
+                                        char *buf, size_t size);
 
 /* ------------------------------------------------------------------------ */
 /* Encodings and string_decoder                                              */
@@ -366,6 +475,11 @@ typedef struct cnet_server_options_s {
    * one is closed at once and 'drop' is emitted instead of 'connection'.
    * 0 means no limit, as in Node v20. */
   unsigned max_connections;
+  /* Beyond Node v20 (Node v22.13's blockList): a peer the list blocks is
+   * closed before any 'connection', counted (cnet_server_blocked) and
+   * reported with 'drop' (ev->drop.blocked). Not owned: it must outlive
+   * the server. NULL: no list. */
+  const cnet_block_list_t *block_list;
 } cnet_server_options_t;
 
 /* server.listen(options) options. port 0 with no path is a random free port,
@@ -494,6 +608,8 @@ CNET_EXTERN void cnet_server_set_max_connections(cnet_server_t *srv,
 /* How many accept() failures the server has survived (each one was a
  * CNET_EV_ACCEPT_ERROR). */
 CNET_EXTERN uint64_t cnet_server_accept_errors(const cnet_server_t *srv);
+/* How many connections the block_list turned away. */
+CNET_EXTERN uint64_t cnet_server_blocked(const cnet_server_t *srv);
 
 /* server.ref() / server.unref(): whether a listening server keeps the loop
  * alive. Remembered before listen. */
@@ -535,17 +651,131 @@ typedef struct cnet_socket_options_s {
   const cnet_onread_t *onread; /* copied; NULL: 'data' events as usual */
 } cnet_socket_options_t;
 
-/* socket.connect(options) / net.createConnection(options) options. */
+/* ---- Name lookup (dns.lookup and the connect option `lookup`) ---------- */
+
+/* getaddrinfo's hints, as Node's dns.ADDRCONFIG, dns.V4MAPPED, dns.ALL. */
+#define CNET_ADDRCONFIG AI_ADDRCONFIG
+#define CNET_V4MAPPED AI_V4MAPPED
+#define CNET_ALL AI_ALL
+
+/* What connect() asks a resolver: Node's dns.lookup options. */
+typedef struct cnet_lookup_options_s {
+  int family; /* 0 (any), 4 or 6 */
+  int hints;  /* CNET_ADDRCONFIG is added when family is 0 and hints 0 */
+  bool all;   /* true when family autoselection wants every address */
+} cnet_lookup_options_t;
+
+/* One answer: an IP literal (anything else fails the connect with
+ * ERR_INVALID_IP_ADDRESS) and its family (not 4 or 6:
+ * ERR_INVALID_ADDRESS_FAMILY). */
+typedef struct cnet_lookup_address_s {
+  const char *address;
+  int family;
+} cnet_lookup_address_t;
+
+/* A lookup in progress, handed to the resolver. */
+typedef struct cnet_lookup_s cnet_lookup_t;
+
+/* The connect option `lookup`: a resolver. It is called inside connect()
+ * and must answer exactly once, then or later, on the loop's thread, with
+ * cnet_lookup_done() or cnet_lookup_fail(); until it does, the socket's
+ * memory (not its connection) is kept. A late answer for a socket
+ * destroyed meanwhile is dropped, as Node drops it. host stays valid until
+ * the answer. */
+typedef void (*cnet_lookup_fn)(cnet_lookup_t *req, const char *host,
+                               const cnet_lookup_options_t *opts, void *ctx);
+
+/* Answer with n addresses (copied during the call; with `all` false only
+ * the first is used), or with err < 0: a getaddrinfo code (UV_EAI_NONAME
+ * reads "getaddrinfo ENOTFOUND <host>", as Node's dns errors) or any
+ * libuv code. Success with n == 0 counts as UV_EAI_NONAME. */
+CNET_EXTERN void cnet_lookup_done(cnet_lookup_t *req, int err,
+                                  const cnet_lookup_address_t *addrs,
+                                  size_t n);
+/* Answer with an error of your own making (copied), as a custom Node
+ * lookup passes its err: 'lookup' and then 'error' carry it as given. */
+CNET_EXTERN void cnet_lookup_fail(cnet_lookup_t *req, const cnet_error_t *err);
+/* The loop the lookup belongs to, for resolvers that need one. */
+CNET_EXTERN uv_loop_t *cnet_lookup_loop(const cnet_lookup_t *req);
+
+/* dns.lookup: the resolver connect() uses by default -- getaddrinfo on
+ * libuv's thread pool, answers in the order the system gives them (Node
+ * v20's verbatim order). A custom resolver may call it to delegate. */
+CNET_EXTERN void cnet_lookup_system(cnet_lookup_t *req, const char *host,
+                                    const cnet_lookup_options_t *opts,
+                                    void *ctx);
+
+/* ---- Family autoselection ("happy eyeballs") ---------------------------- */
+
+typedef enum {
+  CNET_AUTO_SELECT_DEFAULT = 0, /* the process default (below) */
+  CNET_AUTO_SELECT_OFF,         /* try the first address only */
+  /* Node v20's autoSelectFamily: addresses alternate between families;
+   * each attempt but the last is abandoned after the attempt timeout and
+   * the next one starts. */
+  CNET_AUTO_SELECT_ON,
+  /* Beyond Node (RFC 8305): attempts start one attempt timeout apart (at
+   * once when the one before fails) and are left running side by side;
+   * the first to connect wins and the others are closed, without an
+   * event. A slow first address no longer kills a connection the second
+   * would have made. Starting the next attempt is not a timeout: no
+   * 'connectionAttemptTimeout' in this mode (but see connect_timeout). */
+  CNET_AUTO_SELECT_PARALLEL
+} cnet_auto_select_t;
+
+/* net.getDefaultAutoSelectFamily() / setDefaultAutoSelectFamily(): true
+ * (ON) unless changed. Process-wide, safe from any thread. */
+CNET_EXTERN bool cnet_get_default_auto_select_family(void);
+CNET_EXTERN void cnet_set_default_auto_select_family(bool enable);
+/* net.getDefaultAutoSelectFamilyAttemptTimeout() / set...(ms): 250 unless
+ * changed. The setter returns 0, or ERR_OUT_OF_RANGE for 0 or more than
+ * 2^31-1; 1..9 are raised to 10, as Node. */
+CNET_EXTERN unsigned cnet_get_default_auto_select_family_attempt_timeout(void);
+CNET_EXTERN int cnet_set_default_auto_select_family_attempt_timeout(
+    unsigned ms);
+
+/* socket.connect(options) / net.createConnection(options) options. What
+ * the strings point to is copied during the call. */
 typedef struct cnet_connect_options_s {
   int port;         /* TCP: 1..65535 here (0 means "not given"; use
                        cnet_socket_connect_port to try port 0) */
-  const char *host; /* NULL: "localhost" */
+  const char *host; /* an IP or a name; NULL: "localhost" */
   /* IPC: connect to a Unix socket; the TCP fields are then ignored. As for
    * listen: never truncated (ENAMETOOLONG), a leading NUL byte is a Linux
    * abstract name. In error messages an abstract name's NUL shows as '@'. */
   const char *path;
   size_t path_len;  /* 0: strlen(path); set it for abstract names */
   int family;       /* 0, 4 or 6: which addresses a name may resolve to */
+  int hints;        /* CNET_ADDRCONFIG | CNET_V4MAPPED | CNET_ALL; any
+                       other bit is ERR_INVALID_ARG_VALUE */
+  /* Bind the connecting socket first (either or both). local_address must
+   * be an IP literal (ERR_INVALID_IP_ADDRESS); it turns autoselection
+   * off, as in Node. A local_port in use fails with "bind EADDRINUSE";
+   * one outside 0..65535 is ERR_SOCKET_BAD_PORT at once (Node v20 lets
+   * 65536 through to the bind). */
+  const char *local_address;
+  int local_port;   /* 0: any */
+  cnet_lookup_fn lookup; /* NULL: cnet_lookup_system */
+  void *lookup_ctx;
+  cnet_auto_select_t auto_select_family;
+  /* ms between attempts; 0: the process default; 1..9 are raised to 10;
+   * more than 2^31-1 is ERR_OUT_OF_RANGE. */
+  unsigned auto_select_family_attempt_timeout;
+  /* Beyond Node: give up when not connected this many ms after connect()
+   * (lookup included): 'error' ETIMEDOUT, then 'close'. Unlike `timeout`,
+   * which is the idle timer and only notifies. The message names the
+   * attempt running ("connect ETIMEDOUT 10.0.0.1:80"), or the name while
+   * it is still being looked up ("connect ETIMEDOUT example.com:80");
+   * when autoselecting among several addresses each running attempt gets
+   * 'connectionAttemptTimeout' and the error is the all-failed one. 0: no
+   * limit but the system's. */
+  uint64_t connect_timeout;
+  /* Beyond Node v20 (v22.13's blockList): a destination the list blocks
+   * fails with ERR_IP_BLOCKED ("IP(10.0.0.1) is blocked by
+   * net.BlockList"), before any packet is sent. When autoselecting, a
+   * blocked address is an attempt that failed so (connectionAttemptFailed)
+   * and the next address is tried. */
+  const cnet_block_list_t *block_list;
   bool allow_half_open;   /* cnet_create_connection only */
   size_t high_water_mark; /* cnet_create_connection only; 0 means 16384 */
   bool no_delay;          /* TCP_NODELAY once connected */
@@ -562,9 +792,20 @@ CNET_EXTERN cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
 
 /* socket.connect(options[, connectListener]). cb (may be NULL) is added with
  * once('connect'). Returns 0, or at once: ERR_MISSING_ARGS (neither port nor
- * path), ERR_SOCKET_BAD_PORT, ERR_INVALID_ARG_VALUE (family), UV_EBUSY
- * (already connecting or connected), UV_ENAMETOOLONG. Everything the network
- * says -- ECONNREFUSED, ENOTFOUND -- is an 'error' event, then 'close'. */
+ * path), ERR_SOCKET_BAD_PORT (port, local_port), ERR_INVALID_ARG_VALUE
+ * (family, hints, auto_select_family), ERR_INVALID_IP_ADDRESS
+ * (local_address), ERR_OUT_OF_RANGE (attempt timeout), UV_EBUSY (already
+ * connecting or connected), UV_ENAMETOOLONG. Everything the network says
+ * -- ECONNREFUSED, ENOTFOUND -- is an 'error' event, then 'close'.
+ *
+ * Events, as Node v20.12: 'lookup' (only for a name, once per address the
+ * resolver gave when autoselecting), then per attempt 'connectionAttempt'
+ * and 'connectionAttemptFailed' or 'connectionAttemptTimeout', then
+ * 'connect' and 'ready'. When several addresses were tried and all
+ * failed, the 'error' has the first attempt's code and, unlike Node's
+ * empty AggregateError message, a message naming every address tried and
+ * why ("connect ECONNREFUSED ::1:80; connect ECONNREFUSED 127.0.0.1:80");
+ * cnet_socket_attempt_error() gives each attempt's own error. */
 CNET_EXTERN int cnet_socket_connect(cnet_socket_t *s,
                                     const cnet_connect_options_t *opts,
                                     cnet_socket_listener cb, void *ctx);
@@ -738,6 +979,17 @@ CNET_EXTERN uint64_t cnet_socket_bytes_written(const cnet_socket_t *s);
 CNET_EXTERN size_t cnet_socket_writable_length(const cnet_socket_t *s);
 /* socket.bufferSize: the same (Node deprecated the name). */
 CNET_EXTERN size_t cnet_socket_buffer_size(const cnet_socket_t *s);
+/* socket.autoSelectFamilyAttemptedAddresses[i]: "ip:port" of the i-th
+ * attempt of the last connect that autoselected among several addresses
+ * (after success the last one is the peer); NULL past the end, and always
+ * when no autoselection happened (Node: undefined). Valid until the next
+ * connect() or the socket is freed. */
+CNET_EXTERN const char *cnet_socket_attempted_address(const cnet_socket_t *s,
+                                                      size_t i);
+/* The error of attempt i (AggregateError's errors[i] when all failed);
+ * NULL if that attempt has not failed. */
+CNET_EXTERN const cnet_error_t *cnet_socket_attempt_error(
+    const cnet_socket_t *s, size_t i);
 /* The server that accepted this socket, or NULL. */
 CNET_EXTERN cnet_server_t *cnet_socket_server(const cnet_socket_t *s);
 

@@ -90,11 +90,25 @@ static void fill_address(cnet_address_t *out, int fd, bool peer) {
     memset(out, 0, sizeof(*out));
 }
 
-/* MC-01/02: past max_connections the connection is closed at once and
- * 'drop' says which it was (nothing for IPC). Not counted (MC-07). */
-static void drop(cnet_server_t *srv, int fd) {
+/* Beyond Node v20: the server's block_list turns a TCP peer away before
+ * any 'connection'. */
+static bool is_blocked(const cnet_server_t *srv, int fd) {
+  cnet__sockaddr_t sa;
+  socklen_t len = sizeof(sa);
+
+  return srv->opts.block_list != NULL && !(srv->flags & SV_PIPE) &&
+         getpeername(fd, &sa.sa, &len) == 0 &&
+         cnet_block_list_check_sockaddr(srv->opts.block_list, &sa.sa);
+}
+
+/* MC-01/02: past max_connections (or blocked) the connection is closed at
+ * once and 'drop' says which it was (nothing for IPC). Not counted
+ * (MC-07). */
+static void drop(cnet_server_t *srv, int fd, bool blocked) {
   cnet_event_t ev = {.type = CNET_EV_DROP};
   cnet_address_t local, remote;
+
+  ev.drop.blocked = blocked;
 
   if (!(srv->flags & SV_PIPE)) {
     fill_address(&local, fd, false);
@@ -186,8 +200,11 @@ static void accept_some(cnet_server_t *srv, cnet__acceptor_t *lh) {
       continue;
     }
     lh->backoff_ms = 0;
-    if (max != 0 && srv->connections >= max) {
-      drop(srv, fd);
+    if (is_blocked(srv, fd)) {
+      srv->blocked++;
+      drop(srv, fd, true);
+    } else if (max != 0 && srv->connections >= max) {
+      drop(srv, fd, false);
     } else if (!admit(srv, fd)) {
       lh->held_fd = fd; /* tried again after the back-off */
       accept_failed(srv, lh, UV_ENOMEM);

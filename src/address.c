@@ -65,3 +65,34 @@ void cnet__pipe_display(char *out, const char *path, size_t len) {
     out[i] = path[i] != '\0' ? path[i] : '@';
   out[i] = '\0';
 }
+
+/* Node's family argument of SocketAddress and BlockList: 'ipv4' (0 or 4,
+ * the default) or 'ipv6' (6). 0 if invalid. */
+int cnet__family_arg(int family) {
+  return family == 0 || family == 4 ? 4 : family == 6 ? 6 : 0;
+}
+
+/* new SocketAddress({address, family})'s reading of text: libuv's parser
+ * (what Node's C++ calls). For IPv6, uv_ip6_addr() copies the part before a
+ * "%zone" into a 40-byte buffer, silently cutting a longer one, and ignores
+ * the zone (an unknown interface is no error); Node inherits both, and so
+ * does cnet -- without the interface lookup, a syscall whose answer
+ * SocketAddress never shows. Writes 4 or 16 bytes; false if text is not an
+ * address of the family. */
+bool cnet__ip_pton(int family, const char *text, unsigned char *out) {
+  char part[CNET__IP6_PART_MAX];
+  const char *zone;
+
+  if (family == 4)
+    return uv_inet_pton(AF_INET, text, out) == 0;
+  if ((zone = strchr(text, '%')) != NULL) {
+    size_t n = (size_t)(zone - text);
+
+    if (n >= sizeof(part))
+      n = sizeof(part) - 1; /* uv_ip6_addr's buffer: the text is cut */
+    memcpy(part, text, n);
+    part[n] = '\0';
+    text = part;
+  }
+  return uv_inet_pton(AF_INET6, text, out) == 0;
+}

@@ -87,10 +87,10 @@ void cnet__error_errno(cnet_error_t *e, int err, const char *syscall) {
 }
 
 /* "connect ECONNREFUSED 127.0.0.1:8124 - Local (127.0.0.1:5000)"; the port
- * only when non-zero, the local part only when both halves are known. */
+ * only when non-zero, the local part when the caller knows one. */
 void cnet__error_host_port(cnet_error_t *e, int err, const char *syscall,
                            const char *address, int port,
-                           const char *local_address, int local_port) {
+                           const char *details) {
   char where[CNET_ADDR_MAX + 16] = "";
   char local[CNET_ADDR_MAX + 24] = "";
 
@@ -101,12 +101,8 @@ void cnet__error_host_port(cnet_error_t *e, int err, const char *syscall,
     snprintf(where, sizeof(where), " %s:%d", e->address, port);
   else if (e->address[0] != '\0')
     snprintf(where, sizeof(where), " %s", e->address);
-  if (local_address != NULL && local_address[0] != '\0' && local_port > 0) {
-    copy_text(e->local_address, sizeof(e->local_address), local_address);
-    e->local_port = local_port;
-    snprintf(local, sizeof(local), " - Local (%s:%d)", local_address,
-             local_port);
-  }
+  if (details != NULL)
+    snprintf(local, sizeof(local), " - Local (%s)", details);
   snprintf(e->message, sizeof(e->message), "%s %s%s%s", syscall, e->code,
            where, local);
 }

@@ -105,9 +105,10 @@ void cnet__tick_push(cnet__loop_t *L, cnet__tick_t *t);
 
 /* The five builders of lib/internal/errors.js. */
 void cnet__error_errno(cnet_error_t *e, int err, const char *syscall);
+/* details: Node's " - Local (<details>)" part, or NULL. */
 void cnet__error_host_port(cnet_error_t *e, int err, const char *syscall,
                            const char *address, int port,
-                           const char *local_address, int local_port);
+                           const char *details);
 void cnet__error_listen(cnet_error_t *e, int err, const char *address,
                         int port);
 void cnet__error_dns(cnet_error_t *e, int err, const char *hostname);
@@ -140,6 +141,11 @@ int cnet__sockaddr_from_ip(cnet__sockaddr_t *out, const char *ip, int port);
 int cnet__check_pipe_path(const char *path, size_t len);
 /* path as text for messages: an abstract name's NUL bytes shown as '@'. */
 void cnet__pipe_display(char *out, const char *path, size_t len);
+/* SocketAddress / BlockList: the family argument (0 or 4: 4, 6: 6, else
+ * 0) and the text of an address of that family into 4 or 16 bytes. */
+#define CNET__IP6_PART_MAX 40 /* what uv_ip6_addr keeps before a "%zone" */
+int cnet__family_arg(int family);
+bool cnet__ip_pton(int family, const char *text, unsigned char *out);
 
 /* ---- the socket calls libuv 1.44 cannot make (os_socket.c) ---------------
  * Each returns a descriptor or a negative libuv code. */
@@ -161,9 +167,9 @@ typedef struct cnet__lookup_s cnet__lookup_t;
  * or a negative UV_EAI_* code. Called later, from the loop. */
 typedef void (*cnet__lookup_cb)(cnet__lookup_t *req, int err,
                                 struct addrinfo *res, void *data);
-/* Starts a getaddrinfo for host with family 0/4/6. Returns 0 or an error;
- * the callback runs once unless this fails. */
-int cnet__lookup(cnet__loop_t *L, const char *host, int family,
+/* Starts a getaddrinfo for host with family 0/4/6 and getaddrinfo hints
+ * (AI_*). Returns 0 or an error; the callback runs once unless this fails. */
+int cnet__lookup(cnet__loop_t *L, const char *host, int family, int hints,
                  cnet__lookup_cb cb, void *data);
 
 /* ---- socket and stream (socket.c, stream.c) ------------------------------ */
@@ -198,10 +204,21 @@ enum {
   S_RESET = 1u << 26,     /* resetAndDestroy: close with RST */
 };
 
+/* One connection attempt of an autoselecting connect (connect.c): Node's
+ * autoSelectFamilyAttemptedAddresses entry and, if it failed, its error. */
+typedef struct cnet__attempt_record_s {
+  char address[CNET_ADDR_MAX + 8]; /* "ip:port" */
+  bool failed;
+  cnet_error_t error;
+} cnet__attempt_record_t;
+
 /* What only some sockets use, allocated on first use so that a plain
  * connection does not pay for it: the decoder of setEncoding, the onread
- * option, and the idle timer of setTimeout. */
+ * option, the idle timer of setTimeout, and the attempt log of a connect
+ * that autoselected among several addresses. */
 typedef struct cnet__extra_s {
+  cnet__attempt_record_t *attempts;
+  unsigned n_attempts;
   cnet_decoder_t decoder;
   cnet_onread_t onread;
   uv_timer_t timer;     /* setTimeout's; initialised on first use */
@@ -260,6 +277,11 @@ void cnet__socket_emit_simple(cnet_socket_t *s, cnet_event_type_t type);
 /* Queue a tick for s; fn runs with s alive, which is released after. */
 cnet__tick_t *cnet__socket_defer(cnet_socket_t *s, cnet__tick_fn fn, void *p1,
                                  void *p2, int status);
+/* The connect finished: remote is the peer (NULL for IPC), the handle is
+ * open on the connected descriptor. Emits 'connect' and 'ready'. */
+void cnet__socket_connected(cnet_socket_t *s, const cnet__sockaddr_t *remote);
+/* connect.c: stop a connect in progress (destroy). */
+void cnet__connect_cancel(cnet_socket_t *s);
 /* destroy(err) with an error built in place (copied). */
 void cnet__socket_destroy_errno(cnet_socket_t *s, int err, const char *sys);
 
@@ -325,6 +347,7 @@ struct cnet_server_s {
   size_t connections;
   cnet_socket_t *conns; /* the open ones, newest first */
   uint64_t accept_errors;
+  uint64_t blocked; /* connections the block_list turned away */
   cnet_server_options_t opts;
   void *data;
   char *path; /* the IPC name we bound (exact bytes), NULL otherwise */

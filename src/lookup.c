@@ -25,7 +25,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   cnet__loop_put(L);
 }
 
-int cnet__lookup(cnet__loop_t *L, const char *host, int family,
+int cnet__lookup(cnet__loop_t *L, const char *host, int family, int ai_flags,
                  cnet__lookup_cb cb, void *data) {
   struct addrinfo hints;
   cnet__lookup_t *lk;
@@ -34,8 +34,7 @@ int cnet__lookup(cnet__loop_t *L, const char *host, int family,
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  /* Node adds ADDRCONFIG when no family is asked for (DN-03). */
-  hints.ai_flags = family == 0 ? AI_ADDRCONFIG : 0;
+  hints.ai_flags = ai_flags;
   lk = malloc(sizeof(*lk));
   if (lk == NULL)
     return UV_ENOMEM;

@@ -217,7 +217,8 @@ static int listen_name(cnet_server_t *srv, const cnet_listen_options_t *o) {
   ll->ipv6_only = o->ipv6_only;
   ll->reuse_port = o->reuse_port;
   snprintf(ll->host, sizeof(ll->host), "%s", o->host);
-  err = cnet__lookup(srv->loop, o->host, 0, on_listen_lookup, ll);
+  err = cnet__lookup(srv->loop, o->host, 0, AI_ADDRCONFIG, on_listen_lookup,
+                     ll);
   if (err != 0) {
     free(ll);
     return cnet__fail_errno(err, "getaddrinfo");
@@ -698,6 +699,10 @@ void cnet_server_set_max_connections(cnet_server_t *srv, unsigned max) {
 
 uint64_t cnet_server_accept_errors(const cnet_server_t *srv) {
   return srv != NULL ? srv->accept_errors : 0;
+}
+
+uint64_t cnet_server_blocked(const cnet_server_t *srv) {
+  return srv != NULL ? srv->blocked : 0;
 }
 
 void cnet_server_ref(cnet_server_t *srv) {

@@ -1,20 +1,11 @@
-/* net.Socket: lifetime (references, destroy, 'close'), connect over TCP and
- * IPC, options, addresses and the listener API. The stream half -- reading,
- * writing, ending, piping -- is in stream.c. */
+/* net.Socket: lifetime (references, destroy, 'close'), the end of a
+ * connect, options, addresses and the listener API. Connecting is in
+ * connect.c; the stream half -- reading, writing, ending, piping -- is in
+ * stream.c. */
 #include "internal.h"
 
 #include <stdio.h>
 #include <unistd.h>
-
-#define CNET__NO_PORT INT32_MIN
-
-struct cnet__connect_s {
-  uv_connect_t req;
-  cnet__sockaddr_t sa;
-  int port;
-  char address[CNET_ADDR_MAX]; /* the IP tried, or the IPC path */
-  char host[CNET_HOST_MAX];    /* the name looked up */
-};
 
 /* ---- references and events -------------------------------------------- */
 
@@ -34,10 +25,11 @@ __attribute__((noinline)) static void socket_free(cnet_socket_t *s) {
   cnet__loop_t *L = s->loop;
 
   cnet__stream_free(s);
+  if (s->extra != NULL)
+    free(s->extra->attempts);
   free(s->extra);
   cnet__emitter_free(&s->emitter);
   free(s->pending_error);
-  free(s->connect);
   if (s->server != NULL)
     cnet__server_release(s->server);
   free(s);
@@ -211,6 +203,7 @@ void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err) {
   }
   cnet__stream_on_destroy(s);
   cnet__timeout_stop(s); /* TO-08; closes before the handle does */
+  cnet__connect_cancel(s);
   s->flags &= ~S_CONNECTING;
   if (!(s->flags & S_HANDLE_OPEN))
     cnet__socket_defer(s, run_close, NULL, NULL, 0);
@@ -267,7 +260,7 @@ void cnet_socket_release(cnet_socket_t *s) {
     cnet__socket_release(s);
 }
 
-/* ---- connecting -------------------------------------------------------- */
+/* ---- connecting (the rest is in connect.c) ----------------------------- */
 
 void cnet__socket_apply_options(cnet_socket_t *s) {
   if (s->flags & S_PIPE)
@@ -278,22 +271,11 @@ void cnet__socket_apply_options(cnet_socket_t *s) {
     uv_tcp_keepalive(&s->h.tcp, 1, s->keep_alive_delay);
 }
 
-static void connect_failed(cnet_socket_t *s, int status) {
-  cnet__connect_t *c = s->connect;
-  cnet_error_t err;
-
-  cnet__error_host_port(&err, status, "connect", c->address,
-                        (s->flags & S_PIPE) ? 0 : c->port, NULL, 0);
-  cnet_socket_destroy(s, &err);
-}
-
-static void connect_succeeded(cnet_socket_t *s) {
-  if (!(s->flags & S_PIPE)) {
-    s->remote = s->connect->sa;
+void cnet__socket_connected(cnet_socket_t *s, const cnet__sockaddr_t *remote) {
+  if (remote != NULL) {
+    s->remote = *remote;
     s->flags |= S_REMOTE_KNOWN;
   }
-  free(s->connect);
-  s->connect = NULL;
   s->flags = (s->flags & ~S_CONNECTING) | S_CONNECTED;
   cnet__socket_apply_options(s);
   cnet__timeout_touch(s);
@@ -304,290 +286,6 @@ static void connect_succeeded(cnet_socket_t *s) {
   cnet__socket_emit_simple(s, CNET_EV_READY);
   if (!(s->flags & S_DESTROYED))
     cnet__stream_connected(s);
-}
-
-static void on_connected(uv_connect_t *req, int status) {
-  cnet_socket_t *s = req->data;
-  cnet__loop_t *L = s->loop;
-
-  cnet__loop_enter(L);
-  if (!(s->flags & S_DESTROYED)) { /* else ECANCELED from destroy() */
-    if (status < 0)
-      connect_failed(s, status);
-    else
-      connect_succeeded(s);
-  }
-  cnet__socket_release(s); /* the request's reference */
-  cnet__loop_leave(L);
-}
-
-static void attempt_tcp(cnet_socket_t *s) {
-  cnet__connect_t *c = s->connect;
-  int err;
-
-  c->req.data = s;
-  err = uv_tcp_connect(&c->req, &s->h.tcp, &c->sa.sa, on_connected);
-  if (err != 0) {
-    connect_failed(s, err); /* CE-05: emitted, not returned */
-    return;
-  }
-  s->refs++;
-}
-
-/* DN-01: even for an IP literal the attempt waits one tick, so destroy()
- * right after connect() prevents it. */
-static void run_attempt(cnet__tick_t *t) {
-  cnet_socket_t *s = t->obj;
-
-  if (!(s->flags & S_DESTROYED))
-    attempt_tcp(s);
-}
-
-static const struct addrinfo *first_usable(const struct addrinfo *ai) {
-  for (; ai != NULL; ai = ai->ai_next)
-    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
-      return ai;
-  return NULL;
-}
-
-static void emit_lookup(cnet_socket_t *s, const cnet_error_t *err) {
-  cnet__connect_t *c = s->connect;
-  cnet_event_t ev = {.type = CNET_EV_LOOKUP};
-
-  ev.lookup.error = err;
-  ev.lookup.host = c->host;
-  if (err == NULL) {
-    ev.lookup.address = c->address;
-    ev.lookup.family = c->sa.sa.sa_family == AF_INET6 ? 6 : 4;
-  }
-  cnet__socket_emit(s, &ev);
-}
-
-/* DN-02/DN-04: 'lookup' first, then the attempt or the error. This takes
- * the first usable address, as Node does with autoSelectFamily off. */
-static void on_lookup(cnet__lookup_t *req, int status, struct addrinfo *res,
-                      void *data) {
-  cnet_socket_t *s = data;
-  cnet__connect_t *c = s->connect;
-  const struct addrinfo *ai = first_usable(res);
-  cnet_error_t err;
-  cnet_address_t a;
-
-  (void)req;
-  if (s->flags & S_DESTROYED) { /* DN-08: a late answer is dropped */
-  } else if (status != 0 || ai == NULL) {
-    cnet__error_dns(&err, status != 0 ? status : UV_EAI_NONAME, c->host);
-    emit_lookup(s, &err);
-    cnet_socket_destroy(s, &err);
-  } else {
-    memcpy(&c->sa, ai->ai_addr, ai->ai_addrlen);
-    c->sa.in4.sin_port = htons((uint16_t)c->port);
-    cnet__address_from_sockaddr(&a, &c->sa.sa);
-    memcpy(c->address, a.address, sizeof(c->address));
-    emit_lookup(s, NULL);
-    if (!(s->flags & S_DESTROYED))
-      attempt_tcp(s);
-  }
-  if (res != NULL)
-    uv_freeaddrinfo(res);
-  cnet__socket_release(s);
-}
-
-static int start_tcp(cnet_socket_t *s, const char *host, int family) {
-  cnet__connect_t *c = s->connect;
-  int err;
-
-  snprintf(c->host, sizeof(c->host), "%s", host);
-  if (cnet__sockaddr_from_ip(&c->sa, host, c->port) == 0) {
-    snprintf(c->address, sizeof(c->address), "%s", host);
-    cnet__socket_defer(s, run_attempt, NULL, NULL, 0);
-    return 0;
-  }
-  err = cnet__lookup(s->loop, host, family, on_lookup, s);
-  if (err == 0)
-    s->refs++;
-  return err;
-}
-
-static void run_ipc_connected(cnet__tick_t *t) {
-  cnet_socket_t *s = t->obj;
-
-  if (s->flags & S_DESTROYED)
-    return;
-  if (t->status < 0)
-    connect_failed(s, t->status);
-  else
-    connect_succeeded(s);
-}
-
-/* As uv_pipe_connect, but with the name's length (abstract names, no
- * truncation): a Unix connect is done or refused at once; the outcome is
- * delivered on the next tick, as libuv would. */
-static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
-  int fd;
-  int err = cnet__connect_unix(path, len, &fd);
-
-  cnet__pipe_display(s->connect->address, path, len);
-  if (fd >= 0) {
-    int open_err = uv_pipe_open(&s->h.pipe, fd);
-    if (open_err != 0) {
-      close(fd);
-      err = err < 0 ? err : open_err;
-    }
-  }
-  cnet__socket_defer(s, run_ipc_connected, NULL, NULL, err < 0 ? err : 0);
-}
-
-static int check_connect(const cnet_socket_t *s,
-                         const cnet_connect_options_t *o, int port,
-                         size_t *path_len) {
-  int err;
-
-  if (s == NULL || o == NULL)
-    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"options\" argument",
-                      "object", "NULL");
-  if ((s->flags & (S_CONNECTING | S_CONNECTED | S_HANDLE_OPEN)) &&
-      !((s->flags & S_DESTROYED) && !(s->flags & S_HANDLE_OPEN)))
-    return cnet__fail_errno(UV_EBUSY, "connect");
-  if (o->path != NULL) {
-    *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
-    err = cnet__check_pipe_path(o->path, *path_len);
-    return err != 0 ? cnet__fail_errno(err, "connect") : 0;
-  }
-  if (port == CNET__NO_PORT)
-    return cnet__fail(CNET_ERR_MISSING_ARGS,
-                      "\"options\" or \"port\" or \"path\"");
-  if (o->family != 0 && o->family != 4 && o->family != 6) {
-    char received[32];
-    snprintf(received, sizeof(received), "%d", o->family);
-    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.family'",
-                      "must be one of: 0, 4, 6", received);
-  }
-  return cnet__check_port(port, "Port");
-}
-
-/* A socket that closed may connect again: counters and state start over
- * (CN-18); listeners stay, and so does the flowing mode they set (Node's
- * _undestroy keeps readableFlowing: 'data' listeners hear the new
- * connection). */
-static void reset_for_connect(cnet_socket_t *s) {
-  uint32_t keep = S_USER_REF | S_HALF_OPEN | S_UNREF | S_NO_DELAY |
-                  S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
-
-  s->flags &= keep;
-  free(s->pending_error);
-  s->pending_error = NULL;
-  cnet__stream_reset(s);
-}
-
-static int init_handle(cnet_socket_t *s, bool ipc) {
-  int err = ipc ? uv_pipe_init(s->loop->uv, &s->h.pipe, 0)
-                : uv_tcp_init(s->loop->uv, &s->h.tcp);
-
-  if (err != 0)
-    return err;
-  s->flags |= S_HANDLE_OPEN | (ipc ? S_PIPE : 0);
-  s->refs++; /* the open handle's reference, dropped after 'close' */
-  if (s->flags & S_UNREF)
-    uv_unref(&s->h.handle);
-  return 0;
-}
-
-static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
-                           int port, cnet_socket_listener cb, void *ctx) {
-  size_t path_len = 0;
-  int err;
-
-  if ((err = check_connect(s, o, port, &path_len)) != 0)
-    return err;
-  if ((s->connect = calloc(1, sizeof(*s->connect))) == NULL)
-    return cnet__fail(UV_ENOMEM);
-  if (s->flags & S_DESTROYED)
-    reset_for_connect(s);
-  if (o->timeout != 0 &&
-      (err = cnet_socket_set_timeout(s, o->timeout > INT64_MAX
-                                            ? INT64_MAX
-                                            : (int64_t)o->timeout,
-                                     NULL, NULL)) != 0) {
-    free(s->connect);
-    s->connect = NULL;
-    return err;
-  }
-  if ((err = init_handle(s, o->path != NULL)) != 0) {
-    free(s->connect);
-    s->connect = NULL;
-    return cnet__fail_errno(err, "connect");
-  }
-  if (o->no_delay)
-    s->flags |= S_NO_DELAY;
-  if (o->keep_alive)
-    cnet_socket_set_keep_alive(s, true, o->keep_alive_initial_delay);
-  if (cb != NULL)
-    cnet_socket_once(s, CNET_EV_CONNECT, cb, ctx);
-  s->flags |= S_CONNECTING;
-  s->connect->port = port;
-  if (o->path != NULL)
-    start_ipc(s, o->path, path_len);
-  else if ((err = start_tcp(s, o->host != NULL ? o->host : "localhost",
-                            o->family)) != 0)
-    cnet__socket_destroy_errno(s, err, "getaddrinfo");
-  return 0;
-}
-
-/* In the options form, port 0 means "not given" (zero is the default of
- * every option); only cnet_socket_connect_port can ask for port 0. */
-int cnet_socket_connect(cnet_socket_t *s, const cnet_connect_options_t *opts,
-                        cnet_socket_listener cb, void *ctx) {
-  int port = opts != NULL && opts->port != 0 ? opts->port : CNET__NO_PORT;
-
-  return connect_options(s, opts, port, cb, ctx);
-}
-
-/* PT-05: port 0 passes validation and fails at connect time. */
-int cnet_socket_connect_port(cnet_socket_t *s, int port, const char *host,
-                             cnet_socket_listener cb, void *ctx) {
-  cnet_connect_options_t o = {.port = port, .host = host};
-
-  return connect_options(s, &o, port, cb, ctx);
-}
-
-int cnet_socket_connect_path(cnet_socket_t *s, const char *path,
-                             cnet_socket_listener cb, void *ctx) {
-  cnet_connect_options_t o = {.path = path};
-
-  if (path == NULL)
-    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"path\" argument",
-                      "string", "NULL");
-  return cnet_socket_connect(s, &o, cb, ctx);
-}
-
-cnet_socket_t *cnet_create_connection(uv_loop_t *loop,
-                                      const cnet_connect_options_t *opts,
-                                      cnet_socket_listener connect_listener,
-                                      void *ctx) {
-  cnet_socket_options_t so = {0};
-  cnet_socket_t *s;
-
-  if (opts != NULL) {
-    so.allow_half_open = opts->allow_half_open;
-    so.high_water_mark = opts->high_water_mark;
-    so.onread = opts->onread;
-  }
-  if ((s = cnet_socket_new(loop, &so)) == NULL)
-    return NULL;
-  if (cnet_socket_connect(s, opts, connect_listener, ctx) != 0) {
-    cnet_socket_free(s);
-    return NULL;
-  }
-  /* cnet owns it from here: the open handle keeps it until 'close'. */
-  s->flags &= ~S_USER_REF;
-  cnet__socket_release(s);
-  return s;
-}
-
-cnet_socket_t *cnet_connect(uv_loop_t *loop, const cnet_connect_options_t *opts,
-                            cnet_socket_listener connect_listener, void *ctx) {
-  return cnet_create_connection(loop, opts, connect_listener, ctx);
 }
 
 /* ---- options ----------------------------------------------------------- */

@@ -398,6 +398,9 @@ TEST_CASE(em13_event_names) {
       {CNET_EV_CLOSE, "close"},
       {CNET_EV_CONNECT, "connect"},
       {CNET_EV_CONNECTION, "connection"},
+      {CNET_EV_CONNECTION_ATTEMPT, "connectionAttempt"},
+      {CNET_EV_CONNECTION_ATTEMPT_FAILED, "connectionAttemptFailed"},
+      {CNET_EV_CONNECTION_ATTEMPT_TIMEOUT, "connectionAttemptTimeout"},
       {CNET_EV_DATA, "data"},
       {CNET_EV_DRAIN, "drain"},
       {CNET_EV_DROP, "drop"},
@@ -410,7 +413,7 @@ TEST_CASE(em13_event_names) {
       {CNET_EV_TIMEOUT, "timeout"},
   };
 
-  ASSERT_EQ(14, CNET_EV_COUNT_);
+  ASSERT_EQ(17, CNET_EV_COUNT_);
   for (size_t i = 0; i < ARRAY_LEN(names); i++)
     ASSERT_STR_EQ(cnet_event_name(names[i].type), names[i].name);
   ASSERT_NULL(cnet_event_name(CNET_EV_COUNT_));
