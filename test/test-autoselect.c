@@ -44,420 +44,9 @@
  */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "connect-harness.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <stdarg.h>
-
-/* ---- small utilities ---------------------------------------------------- */
-
-static uint64_t now_ms(void) {
-  return uv_hrtime() / 1000000u;
-}
-
-/* printf into one of a few rotating buffers: for expected strings. */
-static const char *F(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-static const char *F(const char *fmt, ...) {
-  static char bufs[8][512];
-  static unsigned next;
-  char *b = bufs[next++ % ARRAY_LEN(bufs)];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(b, sizeof(bufs[0]), fmt, ap);
-  va_end(ap);
-  return b;
-}
-
-static void noop(void *arg) {
-  (void)arg;
-}
-
-/* Keeps the loop running ms longer: "nothing else happens" checks. */
-static void linger(uv_loop_t *loop, unsigned ms) {
-  later(loop, ms, noop, NULL, true);
-}
-
-/* ---- a traced client ----------------------------------------------------- */
-
-static trace_t T;       /* client events, in order */
-static cnet_error_t E;  /* a copy of the last 'error' */
-static cnet_error_t AE; /* a copy of the last attempt's error */
-static int n_errors, n_closes, n_lookups, n_timeouts;
-static uint64_t t_start, t_connect, t_error, t_timeout, t_close;
-static int want_port; /* attempts must name this port (0: any) */
-static bool in_call;  /* true while inside a cnet call under test */
-static bool close_had_error;
-static uint64_t t_attempt[8], t_attempt_timeout[8];
-static int n_attempts, n_attempt_timeouts;
-
-#define EVB(t) (1u << (t))
-#define EV_ALL 0xffffffffu
-/* Without the attempt events, for cases where their presence is not the
- * point. */
-#define EV_BASIC                                                               \
-  (EVB(CNET_EV_LOOKUP) | EVB(CNET_EV_CONNECT) | EVB(CNET_EV_READY) |           \
-   EVB(CNET_EV_DATA) | EVB(CNET_EV_END) | EVB(CNET_EV_FINISH) |                \
-   EVB(CNET_EV_ERROR) | EVB(CNET_EV_TIMEOUT) | EVB(CNET_EV_CLOSE))
-
-static void on_any(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
-  char w[CNET_MESSAGE_MAX + 64];
-
-  (void)s;
-  (void)ctx;
-  /* Deferred delivery: never from inside the call that caused it. */
-  if (in_call)
-    FAIL("'%s' emitted inside the call", cnet_event_name(ev->type));
-  switch (ev->type) {
-  case CNET_EV_LOOKUP:
-    n_lookups++;
-    ASSERT_NOT_NULL(ev->lookup.host);
-    if (ev->lookup.error != NULL) {
-      ASSERT_NULL(ev->lookup.address);
-      ASSERT_EQ(0, ev->lookup.family);
-      snprintf(w, sizeof(w), "lookup(%s)", ev->lookup.error->code);
-    } else {
-      ASSERT_NOT_NULL(ev->lookup.address);
-      snprintf(w, sizeof(w), "lookup(%s,%d)", ev->lookup.address,
-               ev->lookup.family);
-    }
-    break;
-  case CNET_EV_CONNECTION_ATTEMPT:
-  case CNET_EV_CONNECTION_ATTEMPT_FAILED:
-  case CNET_EV_CONNECTION_ATTEMPT_TIMEOUT:
-    ASSERT_NOT_NULL(ev->attempt.address);
-    ASSERT_EQ(cnet_is_ip(ev->attempt.address), ev->attempt.family);
-    if (want_port != 0)
-      ASSERT_EQ(want_port, ev->attempt.port);
-    if (ev->type == CNET_EV_CONNECTION_ATTEMPT && n_attempts < 8)
-      t_attempt[n_attempts++] = now_ms();
-    if (ev->type == CNET_EV_CONNECTION_ATTEMPT_TIMEOUT &&
-        n_attempt_timeouts < 8)
-      t_attempt_timeout[n_attempt_timeouts++] = now_ms();
-    if (ev->type == CNET_EV_CONNECTION_ATTEMPT_FAILED) {
-      ASSERT_NOT_NULL(ev->attempt.error);
-      AE = *ev->attempt.error;
-      snprintf(w, sizeof(w), "failed(%s,%s)", ev->attempt.address,
-               ev->attempt.error->code);
-    } else {
-      ASSERT_NULL(ev->attempt.error);
-      snprintf(w, sizeof(w), "%s(%s)",
-               ev->type == CNET_EV_CONNECTION_ATTEMPT ? "attempt"
-                                                      : "attempt_timeout",
-               ev->attempt.address);
-    }
-    break;
-  case CNET_EV_ERROR:
-    n_errors++;
-    E = *ev->error;
-    t_error = now_ms();
-    snprintf(w, sizeof(w), "error(%s)", ev->error->code);
-    break;
-  case CNET_EV_CLOSE:
-    n_closes++;
-    t_close = now_ms();
-    close_had_error = ev->close.had_error;
-    snprintf(w, sizeof(w), "close(%s)", ev->close.had_error ? "true" : "false");
-    break;
-  case CNET_EV_TIMEOUT:
-    n_timeouts++;
-    t_timeout = now_ms();
-    snprintf(w, sizeof(w), "timeout");
-    break;
-  case CNET_EV_CONNECT:
-    t_connect = now_ms();
-    snprintf(w, sizeof(w), "connect");
-    break;
-  case CNET_EV_DATA:
-    /* How a stream is cut into reads is the kernel's business. */
-    if (T.len >= 4 && strcmp(T.buf + T.len - 4, "data") == 0)
-      return;
-    snprintf(w, sizeof(w), "data");
-    break;
-  default:
-    snprintf(w, sizeof(w), "%s", cnet_event_name(ev->type));
-    break;
-  }
-  trace_add(&T, w);
-}
-
-static cnet_socket_t *watch_mask(cnet_socket_t *s, unsigned mask) {
-  static const cnet_event_type_t types[] = {CNET_EV_LOOKUP,
-                                            CNET_EV_CONNECTION_ATTEMPT,
-                                            CNET_EV_CONNECTION_ATTEMPT_FAILED,
-                                            CNET_EV_CONNECTION_ATTEMPT_TIMEOUT,
-                                            CNET_EV_CONNECT,
-                                            CNET_EV_READY,
-                                            CNET_EV_DATA,
-                                            CNET_EV_END,
-                                            CNET_EV_FINISH,
-                                            CNET_EV_ERROR,
-                                            CNET_EV_TIMEOUT,
-                                            CNET_EV_CLOSE};
-
-  ASSERT_NOT_NULL(s);
-  for (size_t i = 0; i < ARRAY_LEN(types); i++)
-    if (mask & EVB(types[i]))
-      ASSERT_EQ(0, cnet_socket_on(s, types[i], on_any, NULL));
-  return s;
-}
-
-static cnet_socket_t *watch(cnet_socket_t *s) {
-  return watch_mask(s, EV_ALL);
-}
-
-static void destroy_now(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
-  (void)ev;
-  (void)ctx;
-  cnet_socket_destroy(s, NULL);
-}
-
-static void destroy_later(void *arg) {
-  cnet_socket_destroy(arg, NULL);
-}
-
-static void end_on_connect(cnet_socket_t *s, const cnet_event_t *ev,
-                           void *ctx) {
-  (void)ev;
-  (void)ctx;
-  ASSERT_EQ(0, cnet_socket_end(s, NULL, 0, NULL, NULL));
-}
-
-/* socket.connect(opts) with the "nothing inside the call" guard. */
-static int do_connect(cnet_socket_t *s, const cnet_connect_options_t *o,
-                      cnet_socket_listener cb, void *ctx) {
-  int r;
-
-  in_call = true;
-  r = cnet_socket_connect(s, o, cb, ctx);
-  in_call = false;
-  return r;
-}
-
-static void reset(void) {
-  memset(&T, 0, sizeof(T));
-  memset(&E, 0, sizeof(E));
-  memset(&AE, 0, sizeof(AE));
-  n_errors = n_closes = n_lookups = n_timeouts = 0;
-  t_start = now_ms();
-  t_connect = t_error = t_timeout = t_close = 0;
-  want_port = 0;
-  in_call = false;
-  close_had_error = false;
-  n_attempts = n_attempt_timeouts = 0;
-}
-
-/* ---- servers --------------------------------------------------------------
- */
-
-typedef struct {
-  cnet_server_t *srv;
-  int port;
-  int conns;
-  int last_remote_port;
-  char last_remote[CNET_ADDR_MAX];
-  bool echo;  /* pipe each connection to itself */
-  bool greet; /* end("bye") at once */
-  char rx[256];
-  size_t rx_len;
-} server_t;
-
-static void srv_sock_event(cnet_socket_t *s, const cnet_event_t *ev,
-                           void *ctx) {
-  server_t *sv = ctx;
-
-  (void)s;
-  if (ev->type == CNET_EV_DATA && !sv->echo) {
-    ASSERT(sv->rx_len + ev->data.len <= sizeof(sv->rx));
-    memcpy(sv->rx + sv->rx_len, ev->data.base, ev->data.len);
-    sv->rx_len += ev->data.len;
-  }
-  /* CNET_EV_ERROR: a client that resets is not this test's business. */
-}
-
-static void srv_connection(cnet_server_t *srv, const cnet_event_t *ev,
-                           void *ctx) {
-  server_t *sv = ctx;
-  cnet_socket_t *c = ev->connection;
-  cnet_address_t ra;
-
-  (void)srv;
-  sv->conns++;
-  if (cnet_socket_remote_address(c, &ra) == 0) { /* not for IPC */
-    snprintf(sv->last_remote, sizeof(sv->last_remote), "%s", ra.address);
-    sv->last_remote_port = ra.port;
-  }
-  ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_ERROR, srv_sock_event, sv));
-  if (sv->echo)
-    ASSERT_EQ(0, cnet_socket_pipe(c, c, NULL));
-  else
-    ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_DATA, srv_sock_event, sv));
-  if (sv->greet)
-    ASSERT_EQ(0, cnet_socket_end(c, "bye", 3, NULL, NULL));
-}
-
-/* A TCP server on host:port (port 0: any), unref'd so that it never keeps
- * the loop alive by itself: the loop ends when the clients are done. */
-static void server_start(server_t *sv, uv_loop_t *loop, const char *host,
-                         int port) {
-  sv->srv = cnet_create_server(loop, NULL, srv_connection, sv);
-  ASSERT_NOT_NULL(sv->srv);
-  cnet_server_unref(sv->srv);
-  ASSERT_EQ(0, cnet_server_listen_port(sv->srv, port, host, 0, NULL, NULL));
-  sv->port = server_port(sv->srv);
-}
-
-/* ---- resolvers for the `lookup` option ------------------------------------
- */
-
-typedef struct {
-  int calls;
-  char host[CNET_HOST_MAX];
-  const char *host_ptr; /* as given: must stay valid until the answer */
-  cnet_lookup_options_t opts;
-  uv_loop_t *loop;
-  cnet_lookup_t *req; /* the pending request */
-  cnet_lookup_address_t answers[8];
-  size_t n;
-  int err;                    /* < 0: answer cnet_lookup_done(err) */
-  const cnet_error_t *custom; /* answer cnet_lookup_fail(custom) */
-  int delay_ms;               /* 0: inside the call; > 0: later; < 0: never
-                                 by itself (the case calls answer()) */
-  bool returned;              /* the answer call returned */
-} resolver_t;
-
-static void resolver_answer(resolver_t *r) {
-  cnet_lookup_t *req = r->req;
-
-  ASSERT_NOT_NULL(req);
-  r->req = NULL;
-  ASSERT_STR_EQ(r->host_ptr, r->host);
-  if (r->custom != NULL)
-    cnet_lookup_fail(req, r->custom);
-  else
-    cnet_lookup_done(req, r->err, r->err != 0 ? NULL : r->answers, r->n);
-  r->returned = true;
-}
-
-static void resolver_answer_cb(void *arg) {
-  resolver_answer(arg);
-}
-
-static void fake_lookup(cnet_lookup_t *req, const char *host,
-                        const cnet_lookup_options_t *opts, void *ctx) {
-  resolver_t *r = ctx;
-
-  ASSERT_NOT_NULL(r);
-  ASSERT_NOT_NULL(host);
-  ASSERT_NOT_NULL(opts);
-  ASSERT_NULL(r->req); /* one question at a time */
-  r->calls++;
-  snprintf(r->host, sizeof(r->host), "%s", host);
-  r->host_ptr = host;
-  r->opts = *opts;
-  r->loop = cnet_lookup_loop(req);
-  ASSERT_NOT_NULL(r->loop);
-  r->req = req;
-  if (r->delay_ms == 0)
-    resolver_answer(r);
-  else if (r->delay_ms > 0)
-    later(r->loop, (unsigned)r->delay_ms, resolver_answer_cb, r, true);
-}
-
-/* resolver_set(r, 2, "::1", 6, "127.0.0.1", 4) */
-static void resolver_set(resolver_t *r, size_t n, ...) {
-  va_list ap;
-
-  ASSERT(n <= ARRAY_LEN(r->answers));
-  memset(r, 0, sizeof(*r));
-  va_start(ap, n);
-  for (size_t i = 0; i < n; i++) {
-    r->answers[i].address = va_arg(ap, const char *);
-    r->answers[i].family = va_arg(ap, int);
-  }
-  va_end(ap);
-  r->n = n;
-}
-
-/* ---- a loopback "black hole" ----------------------------------------------
- */
-
-/* A listening socket with backlog 0 whose accept queue is already full
- * (one connection nobody accepts). Linux drops further SYNs when the queue
- * is full (tcp_abort_on_overflow is 0 here), so a connect() to it neither
- * succeeds nor fails: the client retransmits its SYN (1 s, 2 s, 4 s ...)
- * for about two minutes. Checked on this kernel: five connects in a row
- * each still pending after 1.5 s. */
-typedef struct {
-  int lfd, filler, port;
-  int accepted; /* the filler, once hole_drain() took it; else -1 */
-} hole_t;
-
-static void hole_open(hole_t *h, const char *ip, int port) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof(a);
-  struct pollfd p;
-
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  ASSERT_EQ(1, inet_pton(AF_INET, ip, &a.sin_addr));
-  h->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(h->lfd, 0);
-  ASSERT_EQ(0, bind(h->lfd, (struct sockaddr *)&a, sizeof(a)));
-  ASSERT_EQ(0, listen(h->lfd, 0));
-  ASSERT_EQ(0, getsockname(h->lfd, (struct sockaddr *)&a, &len));
-  h->port = ntohs(a.sin_port);
-  h->accepted = -1;
-  h->filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(h->filler, 0);
-  ASSERT_EQ(0, connect(h->filler, (struct sockaddr *)&a, sizeof(a)));
-  p.fd = h->lfd;
-  p.events = POLLIN;
-  p.revents = 0;
-  ASSERT_EQ(1, poll(&p, 1, 1000)); /* the filler sits in the accept queue */
-}
-
-/* Accepts the filler: the queue has room again, so the next SYN a
- * client retransmits (about 1 s after its first) gets through. A slow
- * address rather than a dead one. */
-static void hole_drain(hole_t *h) {
-  h->accepted = accept(h->lfd, NULL, NULL);
-  ASSERT_GE(h->accepted, 0);
-}
-
-static void hole_drain_cb(void *arg) {
-  hole_drain(arg);
-}
-
-static void hole_close(hole_t *h) {
-  if (h->accepted >= 0)
-    close(h->accepted);
-  close(h->filler);
-  close(h->lfd);
-}
-
-/* How many TCP sockets of ours are in /proc/net/tcp state `st` towards
- * ip:port (2: SYN_SENT). */
-static int tcp_count(const char *ip, int port, unsigned st) {
-  FILE *f = fopen("/proc/net/tcp", "r");
-  struct in_addr want;
-  char line[512];
-  int n = 0;
-
-  ASSERT_NOT_NULL(f);
-  ASSERT_EQ(1, inet_pton(AF_INET, ip, &want));
-  while (fgets(line, sizeof(line), f) != NULL) {
-    unsigned la, lp, ra, rp, s;
-    if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &s) == 5 &&
-        ra == want.s_addr && (int)rp == port && s == st)
-      n++;
-  }
-  fclose(f);
-  return n;
-}
-#define TCP_SYN_SENT_STATE 2u
+/* ---- autoselect helpers ------------------------------------------------ */
 
 /* Only the events a parallel race fixes: which attempts started, and the
  * outcome. (Whether a loser closed by the winner reports
@@ -467,21 +56,66 @@ static int tcp_count(const char *ip, int port, unsigned st) {
   (EVB(CNET_EV_CONNECTION_ATTEMPT) | EVB(CNET_EV_CONNECT) |                    \
    EVB(CNET_EV_ERROR) | EVB(CNET_EV_CLOSE))
 
-/* A client socket connecting to "x.test":port through resolver r. */
+/* A client socket connecting to "x.test":port through resolver r, with
+ * the other options as in o, and cb as its 'connect' listener. */
+static cnet_socket_t *connect_via(uv_loop_t *loop, resolver_t *r, int port,
+                                  cnet_connect_options_t o, unsigned mask,
+                                  cnet_socket_listener cb) {
+  cnet_socket_t *s = watch_mask(cnet_socket_new(loop, NULL), mask);
+
+  o.port = port;
+  o.host = "x.test";
+  o.lookup = fake_lookup;
+  o.lookup_ctx = r;
+  ASSERT_EQ(0, do_connect(s, &o, cb, NULL));
+  return s;
+}
+
+/* connect_via() with autoselection in mode, the attempt timeout
+ * attempt_ms, end() once connected, and every attempt checked for port. */
 static cnet_socket_t *as_connect(uv_loop_t *loop, resolver_t *r, int port,
                                  cnet_auto_select_t mode, unsigned attempt_ms,
                                  unsigned mask) {
-  cnet_socket_t *s = watch_mask(cnet_socket_new(loop, NULL), mask);
-  cnet_connect_options_t o = {.port = port,
-                              .host = "x.test",
-                              .lookup = fake_lookup,
-                              .lookup_ctx = r,
-                              .auto_select_family = mode,
+  cnet_connect_options_t o = {.auto_select_family = mode,
                               .auto_select_family_attempt_timeout = attempt_ms};
 
   want_port = port;
-  ASSERT_EQ(0, do_connect(s, &o, end_on_connect, NULL));
-  return s;
+  return connect_via(loop, r, port, o, mask, end_on_connect);
+}
+
+/* The scene of the attempt timeout cases: a server on 127.0.0.1, a black
+ * hole on 127.0.0.2 at the same port, and a resolver that answers the
+ * hole first. */
+typedef struct {
+  uv_loop_t *loop;
+  server_t sv;
+  hole_t h;
+  resolver_t r;
+} hole_first_t;
+
+/* A new loop, reset(), and the scene. */
+static void hole_first_open(hole_first_t *f) {
+  f->loop = loop_new();
+  reset();
+  memset(&f->sv, 0, sizeof(f->sv));
+  server_start(&f->sv, f->loop, "127.0.0.1", 0);
+  hole_open(&f->h, "127.0.0.2", f->sv.port);
+  resolver_set(&f->r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
+}
+
+/* as_connect() to the scene's port through its resolver. */
+static cnet_socket_t *hole_first_connect(hole_first_t *f,
+                                         cnet_auto_select_t mode,
+                                         unsigned attempt_ms, unsigned mask) {
+  return as_connect(f->loop, &f->r, f->sv.port, mode, attempt_ms, mask);
+}
+
+/* Frees the client s and the scene; the loop must end clean. */
+static void hole_first_close(hole_first_t *f, cnet_socket_t *s) {
+  cnet_socket_free(s);
+  cnet_server_free(f->sv.srv);
+  hole_close(&f->h);
+  loop_finish(f->loop);
 }
 
 /* ======================================================================== */
@@ -552,84 +186,53 @@ TEST_CASE(he11_attempt_timeout_option_out_of_range) {
   o.auto_select_family = (cnet_auto_select_t)99;
   ASSERT_EQ(CNET_ERR_INVALID_ARG_VALUE, do_connect(s, &o, NULL, NULL));
   ASSERT_EQ(0, r.calls);
-  ASSERT(!cnet_socket_connecting(s));
-  run_bounded(loop, 1000);
-  ASSERT_STR_EQ(T.buf, "");
-  cnet_socket_free(s);
-  loop_finish(loop);
+  finish_refused(loop, s);
 }
 
 /* HE-12: attempt timeout 0 in the options means the process default: set
  * to 30 ms, a black-holed first address is abandoned after about 30 ms
  * (not 250). */
 TEST_CASE(he12_zero_option_uses_the_process_default) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
 
-  reset();
+  hole_first_open(&f);
   ASSERT_EQ(0, cnet_set_default_auto_select_family_attempt_timeout(30));
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_DEFAULT, 0, EV_ALL);
-  run_bounded(loop, 3000);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_DEFAULT, 0, EV_ALL);
+  run_bounded(f.loop, 3000);
   ASSERT_EQ(1, n_attempt_timeouts);
   ASSERT_GE(t_attempt_timeout[0] - t_attempt[0], 25);
   ASSERT_LT(t_attempt_timeout[0] - t_attempt[0], 200);
-  ASSERT_EQ(1, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  ASSERT_EQ(1, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 /* HE-12: and untouched, the default is 250 ms. */
 TEST_CASE(he12_default_attempt_timeout_is_250ms) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_ON, 0, EV_ALL);
-  run_bounded(loop, 3000);
+  hole_first_open(&f);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_ON, 0, EV_ALL);
+  run_bounded(f.loop, 3000);
   ASSERT_EQ(1, n_attempt_timeouts);
   ASSERT_GE(t_attempt_timeout[0] - t_attempt[0], 240);
   ASSERT_LT(t_attempt_timeout[0] - t_attempt[0], 700);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  hole_first_close(&f, s);
 }
 
 /* HE-11: an attempt timeout of 1..9 ms is raised to 10. */
 TEST_CASE(he11_attempt_timeout_below_10_is_raised_to_10) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_ON, 1, EV_ALL);
-  run_bounded(loop, 3000);
+  hole_first_open(&f);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_ON, 1, EV_ALL);
+  run_bounded(f.loop, 3000);
   ASSERT_EQ(1, n_attempt_timeouts);
   ASSERT_GE(t_attempt_timeout[0] - t_attempt[0], 9);
-  ASSERT_EQ(1, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  ASSERT_EQ(1, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 /* ======================================================================== */
@@ -911,37 +514,28 @@ TEST_CASE(he07_ipv6_refused_then_ipv4_connects) {
  * starts, no SYN towards it is outstanding any more. The next one wins;
  * the server sees exactly one connection. */
 TEST_CASE(he06_attempt_timeout_abandons_and_moves_on) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
   cnet_address_t ra;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_ON, 50, EV_ALL);
-  run_bounded(loop, 3000);
+  hole_first_open(&f);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_ON, 50, EV_ALL);
+  run_bounded(f.loop, 3000);
   ASSERT_STR_EQ(T.buf, "lookup(127.0.0.2,4) lookup(127.0.0.1,4) "
                        "attempt(127.0.0.2) attempt_timeout(127.0.0.2) "
                        "attempt(127.0.0.1) connect ready finish end "
                        "close(false)");
   ASSERT_GE(t_attempt_timeout[0] - t_attempt[0], 45);
   ASSERT_LT(t_attempt_timeout[0] - t_attempt[0], 500);
-  ASSERT_EQ(0, tcp_count("127.0.0.2", sv.port, TCP_SYN_SENT_STATE));
+  ASSERT_EQ(0, tcp_count("127.0.0.2", f.sv.port, TCP_SYN_SENT_STATE));
   ASSERT_STR_EQ(cnet_socket_attempted_address(s, 0),
-                F("127.0.0.2:%d", sv.port));
+                F("127.0.0.2:%d", f.sv.port));
   ASSERT_STR_EQ(cnet_socket_attempted_address(s, 1),
-                F("127.0.0.1:%d", sv.port));
+                F("127.0.0.1:%d", f.sv.port));
   ASSERT_EQ(0, cnet_socket_remote_address(s, &ra));
   ASSERT_STR_EQ(ra.address, "127.0.0.1");
-  ASSERT_EQ(1, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  ASSERT_EQ(1, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 static int syn_sent_at_second_attempt;
@@ -959,28 +553,19 @@ static void count_syn_at_second(cnet_socket_t *s, const cnet_event_t *ev,
 /* HE-06: sequential means not parallel: when the second attempt starts,
  * the first (black-holed) one is already closed. */
 TEST_CASE(he06_sequential_attempts_do_not_overlap) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  second_attempt_port = sv.port;
+  hole_first_open(&f);
+  second_attempt_port = f.sv.port;
   syn_sent_at_second_attempt = -1;
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_ON, 50, EV_RACE);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_ON, 50, EV_RACE);
   ASSERT_EQ(0, cnet_socket_on(s, CNET_EV_CONNECTION_ATTEMPT,
                               count_syn_at_second, NULL));
-  run_bounded(loop, 3000);
+  run_bounded(f.loop, 3000);
   ASSERT_EQ(0, syn_sent_at_second_attempt);
-  ASSERT_EQ(1, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  ASSERT_EQ(1, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 /* ======================================================================== */
@@ -1086,28 +671,19 @@ TEST_CASE(he08_timed_out_then_refused_aggregate) {
  * no further attempt, no SYN left outstanding, 'close'(false), and the
  * server behind the later addresses never sees a connection. */
 TEST_CASE(he10_destroy_during_an_attempt_stops_the_rest) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_ON, 100, EV_ALL);
-  later(loop, 30, destroy_later, s, true);
-  linger(loop, 300);
-  run_bounded(loop, 3000);
+  hole_first_open(&f);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_ON, 100, EV_ALL);
+  destroy_after_attempt(s, 1, 30);
+  linger(f.loop, 300);
+  run_bounded(f.loop, 3000);
   ASSERT_STR_EQ(T.buf, "lookup(127.0.0.2,4) lookup(127.0.0.1,4) "
                        "attempt(127.0.0.2) close(false)");
-  ASSERT_EQ(0, tcp_count("127.0.0.2", sv.port, TCP_SYN_SENT_STATE));
-  ASSERT_EQ(0, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+  ASSERT_EQ(0, tcp_count("127.0.0.2", f.sv.port, TCP_SYN_SENT_STATE));
+  ASSERT_EQ(0, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 /* HE-10: destroy() from inside 'connectionAttemptFailed' (the first
@@ -1214,41 +790,32 @@ static void par_count_syn(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
  * loser is closed (no SYN towards the hole any more) and the server sees
  * the winner only. */
 TEST_CASE(parallel_black_holed_first_does_not_block_the_second) {
-  uv_loop_t *loop = loop_new();
-  server_t sv = {0};
-  hole_t h;
-  resolver_t r;
+  hole_first_t f;
   cnet_socket_t *s;
   cnet_address_t ra;
 
-  reset();
-  server_start(&sv, loop, "127.0.0.1", 0);
-  hole_open(&h, "127.0.0.2", sv.port);
-  par_port = sv.port;
+  hole_first_open(&f);
+  par_port = f.sv.port;
   par_syn_at_second = -1;
-  resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
-  s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_PARALLEL, 50, EV_RACE);
-  ASSERT(r.opts.all);
+  s = hole_first_connect(&f, CNET_AUTO_SELECT_PARALLEL, 50, EV_RACE);
+  ASSERT(f.r.opts.all);
   ASSERT_EQ(0,
             cnet_socket_on(s, CNET_EV_CONNECTION_ATTEMPT, par_count_syn, NULL));
-  run_bounded(loop, 3000);
+  run_bounded(f.loop, 3000);
   ASSERT_STR_EQ(T.buf, "attempt(127.0.0.2) attempt(127.0.0.1) connect "
                        "close(false)");
   ASSERT_EQ(1, par_syn_at_second);
   ASSERT_GE(t_attempt[1] - t_attempt[0], 45);
   ASSERT_LT(t_attempt[1] - t_attempt[0], 500);
-  ASSERT_EQ(0, tcp_count("127.0.0.2", sv.port, TCP_SYN_SENT_STATE));
+  ASSERT_EQ(0, tcp_count("127.0.0.2", f.sv.port, TCP_SYN_SENT_STATE));
   ASSERT_EQ(0, cnet_socket_remote_address(s, &ra));
   ASSERT_STR_EQ(ra.address, "127.0.0.1");
   ASSERT_STR_EQ(cnet_socket_attempted_address(s, 0),
-                F("127.0.0.2:%d", sv.port));
+                F("127.0.0.2:%d", f.sv.port));
   ASSERT_STR_EQ(cnet_socket_attempted_address(s, 1),
-                F("127.0.0.1:%d", sv.port));
-  ASSERT_EQ(1, sv.conns);
-  cnet_socket_free(s);
-  cnet_server_free(sv.srv);
-  hole_close(&h);
-  loop_finish(loop);
+                F("127.0.0.1:%d", f.sv.port));
+  ASSERT_EQ(1, f.sv.conns);
+  hole_first_close(&f, s);
 }
 
 /* Parallel, what sequential mode cannot do: the first address is slow
@@ -1268,17 +835,13 @@ TEST_CASE(parallel_slow_first_address_still_wins) {
   hole_open(&dead, "127.0.0.3", slow.port);
   later(loop, 100, hole_drain_cb, &slow, true);
   resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.3", 4);
-  s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
   {
-    cnet_connect_options_t o = {.port = slow.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .auto_select_family = CNET_AUTO_SELECT_PARALLEL,
+    cnet_connect_options_t o = {.auto_select_family = CNET_AUTO_SELECT_PARALLEL,
                                 .auto_select_family_attempt_timeout = 50,
                                 .connect_timeout = 4000};
+
     /* The hole never reads nor closes: destroy rather than end. */
-    ASSERT_EQ(0, do_connect(s, &o, destroy_now, NULL));
+    s = connect_via(loop, &r, slow.port, o, EV_RACE, destroy_now);
   }
   run_bounded(loop, 6000);
   ASSERT_STR_EQ(T.buf, "attempt(127.0.0.2) attempt(127.0.0.3) connect "
@@ -1308,16 +871,12 @@ TEST_CASE(parallel_contrast_sequential_loses_the_slow_first_address) {
   hole_open(&dead, "127.0.0.3", slow.port);
   later(loop, 100, hole_drain_cb, &slow, true);
   resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.3", 4);
-  s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
   {
-    cnet_connect_options_t o = {.port = slow.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .auto_select_family = CNET_AUTO_SELECT_ON,
+    cnet_connect_options_t o = {.auto_select_family = CNET_AUTO_SELECT_ON,
                                 .auto_select_family_attempt_timeout = 50,
                                 .connect_timeout = 1500};
-    ASSERT_EQ(0, do_connect(s, &o, end_on_connect, NULL));
+
+    s = connect_via(loop, &r, slow.port, o, EV_RACE, end_on_connect);
   }
   run_bounded(loop, 6000);
   ASSERT_STR_EQ(T.buf, "attempt(127.0.0.2) attempt(127.0.0.3) "
@@ -1392,7 +951,7 @@ TEST_CASE(parallel_destroy_closes_every_running_attempt) {
   hole_open(&h3, "127.0.0.3", sv.port);
   resolver_set(&r, 3, "127.0.0.2", 4, "127.0.0.3", 4, "127.0.0.1", 4);
   s = as_connect(loop, &r, sv.port, CNET_AUTO_SELECT_PARALLEL, 60, EV_RACE);
-  later(loop, 90, destroy_later, s, true);
+  destroy_after_attempt(s, 2, 30);
   linger(loop, 250);
   run_bounded(loop, 3000);
   ASSERT_STR_EQ(T.buf, "attempt(127.0.0.2) attempt(127.0.0.3) close(false)");
@@ -1419,16 +978,12 @@ TEST_CASE(parallel_connect_timeout_ends_every_attempt) {
   hole_open(&h2, "127.0.0.2", 0);
   hole_open(&h3, "127.0.0.3", h2.port);
   resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.3", 4);
-  s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
   {
-    cnet_connect_options_t o = {.port = h2.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .auto_select_family = CNET_AUTO_SELECT_PARALLEL,
+    cnet_connect_options_t o = {.auto_select_family = CNET_AUTO_SELECT_PARALLEL,
                                 .auto_select_family_attempt_timeout = 30,
                                 .connect_timeout = 300};
-    ASSERT_EQ(0, do_connect(s, &o, NULL, NULL));
+
+    s = connect_via(loop, &r, h2.port, o, EV_RACE, NULL);
   }
   run_bounded(loop, 3000);
   ASSERT_STR_EQ(T.buf, "attempt(127.0.0.2) attempt(127.0.0.3) "
@@ -1453,7 +1008,7 @@ TEST_CASE(cn17_autoselect_skips_blocked_addresses) {
   server_t sv = {0}, blocked = {0};
   resolver_t r;
   cnet_block_list_t *bl = cnet_block_list_new();
-  cnet_socket_t *s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
+  cnet_socket_t *s;
   cnet_address_t ra;
 
   reset();
@@ -1462,13 +1017,10 @@ TEST_CASE(cn17_autoselect_skips_blocked_addresses) {
   server_start(&blocked, loop, "127.0.0.2", sv.port);
   resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
   {
-    cnet_connect_options_t o = {.port = sv.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .auto_select_family = CNET_AUTO_SELECT_ON,
+    cnet_connect_options_t o = {.auto_select_family = CNET_AUTO_SELECT_ON,
                                 .block_list = bl};
-    ASSERT_EQ(0, do_connect(s, &o, end_on_connect, NULL));
+
+    s = connect_via(loop, &r, sv.port, o, EV_RACE, end_on_connect);
   }
   linger(loop, 100);
   run_bounded(loop, 3000);
@@ -1490,7 +1042,7 @@ TEST_CASE(cn17_parallel_skips_blocked_addresses) {
   server_t sv = {0}, blocked = {0};
   resolver_t r;
   cnet_block_list_t *bl = cnet_block_list_new();
-  cnet_socket_t *s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
+  cnet_socket_t *s;
 
   reset();
   ASSERT_EQ(0, cnet_block_list_add_address(bl, "127.0.0.2", 4));
@@ -1498,13 +1050,10 @@ TEST_CASE(cn17_parallel_skips_blocked_addresses) {
   server_start(&blocked, loop, "127.0.0.2", sv.port);
   resolver_set(&r, 2, "127.0.0.2", 4, "127.0.0.1", 4);
   {
-    cnet_connect_options_t o = {.port = sv.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .auto_select_family = CNET_AUTO_SELECT_PARALLEL,
+    cnet_connect_options_t o = {.auto_select_family = CNET_AUTO_SELECT_PARALLEL,
                                 .block_list = bl};
-    ASSERT_EQ(0, do_connect(s, &o, end_on_connect, NULL));
+
+    s = connect_via(loop, &r, sv.port, o, EV_RACE, end_on_connect);
   }
   linger(loop, 100);
   run_bounded(loop, 3000);
@@ -1526,7 +1075,7 @@ TEST_CASE(cn17_autoselect_every_address_blocked) {
   server_t a = {0}, b = {0};
   resolver_t r;
   cnet_block_list_t *bl = cnet_block_list_new();
-  cnet_socket_t *s = watch_mask(cnet_socket_new(loop, NULL), EV_RACE);
+  cnet_socket_t *s;
 
   reset();
   ASSERT_EQ(0, cnet_block_list_add_range(bl, "127.0.0.1", "127.0.0.2", 4));
@@ -1534,12 +1083,9 @@ TEST_CASE(cn17_autoselect_every_address_blocked) {
   server_start(&b, loop, "127.0.0.2", a.port);
   resolver_set(&r, 2, "127.0.0.1", 4, "127.0.0.2", 4);
   {
-    cnet_connect_options_t o = {.port = a.port,
-                                .host = "x.test",
-                                .lookup = fake_lookup,
-                                .lookup_ctx = &r,
-                                .block_list = bl};
-    ASSERT_EQ(0, do_connect(s, &o, NULL, NULL));
+    cnet_connect_options_t o = {.block_list = bl};
+
+    s = connect_via(loop, &r, a.port, o, EV_RACE, NULL);
   }
   linger(loop, 100);
   run_bounded(loop, 3000);

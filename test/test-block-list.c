@@ -17,9 +17,8 @@
 #define main harness_main /* wrapped below: 77 when node is missing */
 #include "harness.h"
 #undef main
-
-#include <fcntl.h>
-#include <stdint.h>
+#define NODE_DIFF_ADDRESSES /* the random address generator too */
+#include "node-diff.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -641,75 +640,6 @@ TEST_CASE(bl_shared_between_threads) {
 #define DIFF_SETS 400
 #define DIFF_SHOWN 10
 
-static bool node_available;
-static uint64_t rng_state;
-
-static uint64_t rng_next(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-/* 0 .. n-1 */
-static uint32_t below(uint32_t n) {
-  return (uint32_t)(rng_next() % n);
-}
-
-/* A growable text. */
-typedef struct {
-  char *s;
-  size_t len, cap;
-} text_t;
-
-static void text_add(text_t *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void text_add(text_t *t, const char *fmt, ...) {
-  va_list ap;
-  int n;
-
-  for (;;) {
-    va_start(ap, fmt);
-    n = vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    ASSERT_GE(n, 0);
-    if ((size_t)n < t->cap - t->len)
-      break;
-    t->cap = (t->cap + (size_t)n + 1) * 2;
-    t->s = realloc(t->s, t->cap);
-    ASSERT_NOT_NULL(t->s);
-  }
-  t->len += (size_t)n;
-}
-
-/* A string as JSON.stringify writes it (the texts here are ASCII). */
-static void text_json(text_t *t, const char *s) {
-  text_add(t, "\"");
-  for (; *s != '\0'; s++) {
-    unsigned char c = (unsigned char)*s;
-
-    if (c == '"' || c == '\\')
-      text_add(t, "\\%c", c);
-    else if (c == '\n')
-      text_add(t, "\\n");
-    else if (c == '\t')
-      text_add(t, "\\t");
-    else if (c == '\r')
-      text_add(t, "\\r");
-    else if (c == '\b')
-      text_add(t, "\\b");
-    else if (c == '\f')
-      text_add(t, "\\f");
-    else if (c < 0x20)
-      text_add(t, "\\u%04x", c);
-    else
-      text_add(t, "%c", c);
-  }
-  text_add(t, "\"");
-}
-
 /* The outcome of an add, as blocklist-diff.js prints it. */
 static void text_outcome(text_t *t, int err, size_t *errors) {
   *errors += err != 0;
@@ -720,183 +650,6 @@ static void text_outcome(text_t *t, int err, size_t *errors) {
   text_add(t, "!%s ", cnet_err_name(err));
   text_json(t, cnet_last_error()->message);
   text_add(t, "\n");
-}
-
-/* ---- addresses for the generator ---- */
-
-typedef struct {
-  unsigned char b[16]; /* IPv4 addresses in mapped form */
-} ip16_t;
-
-static bool ip_is_v4(const ip16_t *ip) {
-  static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
-                                           0, 0, 0, 0, 0xff, 0xff};
-
-  return memcmp(ip->b, mapped, 12) == 0;
-}
-
-static ip16_t random_base(void) {
-  static const unsigned char firsts[] = {0, 1, 10, 127, 192, 255};
-  ip16_t ip;
-
-  for (int i = 0; i < 16; i++)
-    ip.b[i] = (unsigned char)rng_next();
-  switch (below(8)) {
-  case 0:
-  case 1:
-  case 2: /* IPv4 */
-    memset(ip.b, 0, 10);
-    ip.b[10] = ip.b[11] = 0xff;
-    if (below(3) == 0)
-      ip.b[12] = firsts[below(sizeof(firsts))];
-    break;
-  case 3: /* mostly zeros: runs for "::" */
-    for (int i = 0; i < 16; i++)
-      ip.b[i] = below(3) == 0 ? ip.b[i] : 0;
-    break;
-  case 4: /* IPv4-compatible ::a.b.c.d, or just beside the mapped block */
-    memset(ip.b, 0, 12);
-    if (below(3) != 0) {
-      ip.b[10] = below(2) ? 0xff : 0xfe;
-      ip.b[11] = ip.b[10] == 0xff ? 0xfe : 0xff;
-    }
-    break;
-  case 5: /* top of the space, or its bottom */
-    memset(ip.b, below(2) == 0 ? 0xff : 0, 8 + below(8));
-    break;
-  default: /* anything */
-    break;
-  }
-  return ip;
-}
-
-/* A neighbour of ip: low bits flipped, or (rarely) any bit, so that rules
- * and probes land on both sides of every boundary. */
-static ip16_t near(ip16_t ip) {
-  switch (below(6)) {
-  case 0:
-    break;
-  case 1: { /* often a bit of the ::ffff: prefix, the mapped boundary */
-    int bit = below(2) ? 80 + (int)below(16) : (int)below(128);
-
-    ip.b[bit / 8] ^= (unsigned char)(0x80 >> (bit % 8));
-    break;
-  }
-  default: {
-    int bits = (int)below(24);
-
-    for (int i = 0; i < bits / 8 + 1; i++)
-      ip.b[15 - i] ^= (unsigned char)rng_next();
-    break;
-  }
-  }
-  return ip;
-}
-
-/* Random damage, for the error paths. */
-static void mutate(char *s, size_t size) {
-  static const char alphabet[] = ":.%0123456789abcdefABCDEFxg -/[]";
-  size_t len = strlen(s), at = len != 0 ? below((uint32_t)len) : 0;
-
-  switch (below(5)) {
-  case 0:
-    if (len > 0)
-      memmove(s + at, s + at + 1, len - at);
-    break;
-  case 1:
-    if (len + 2 < size) {
-      memmove(s + at + 1, s + at, len - at + 1);
-      s[at] = alphabet[below(sizeof(alphabet) - 1)];
-    }
-    break;
-  case 2:
-    if (len > 0)
-      s[at] = alphabet[below(sizeof(alphabet) - 1)];
-    break;
-  case 3:
-    snprintf(s + len, size - len, "%s", below(2) ? ":" : ".0");
-    break;
-  default:
-    if (len + 3 < size) {
-      memmove(s + 1, s, len + 1);
-      s[0] = below(2) ? ':' : '0';
-    }
-    break;
-  }
-}
-
-static void text_v4(const unsigned char *b, char *out, size_t size) {
-  snprintf(out, size, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
-}
-
-/* An IPv6 text in a random spelling: any zero run (or none) as "::",
- * upper or lower case, leading zeros, a dotted tail, a zone. */
-static void text_v6(const ip16_t *ip, char *out, size_t size) {
-  unsigned g[8];
-  int groups = below(4) == 0 ? 6 : 8; /* 6: the last 32 bits dotted */
-  int run_at = -1, run_len = 0, n = 0;
-  bool upper = below(4) == 0;
-
-  for (int i = 0; i < 8; i++)
-    g[i] = (unsigned)ip->b[2 * i] << 8 | ip->b[2 * i + 1];
-  if (below(4) != 0) { /* compress a random zero run */
-    int starts[8], count = 0;
-
-    for (int i = 0; i < groups; i++) {
-      if (g[i] == 0 && (i == 0 || g[i - 1] != 0))
-        starts[count++] = i;
-    }
-    if (count > 0) {
-      run_at = starts[below((uint32_t)count)];
-      while (run_at + run_len < groups && g[run_at + run_len] == 0)
-        run_len++;
-      run_len = 1 + (int)below((uint32_t)run_len); /* any part of it */
-    }
-  }
-  for (int i = 0; i < groups; i++) {
-    if (i == run_at) {
-      n += snprintf(out + n, size - (size_t)n, "::");
-      i += run_len - 1;
-      continue;
-    }
-    if (n > 0 && out[n - 1] != ':')
-      n += snprintf(out + n, size - (size_t)n, ":");
-    n += snprintf(out + n, size - (size_t)n,
-                  below(6) == 0 ? (upper ? "%04X" : "%04x")
-                                : (upper ? "%X" : "%x"),
-                  g[i]);
-  }
-  if (groups == 6) {
-    if (n > 0 && out[n - 1] != ':')
-      n += snprintf(out + n, size - (size_t)n, ":");
-    text_v4(ip->b + 12, out + n, size - (size_t)n);
-    n = (int)strlen(out);
-  }
-  if (below(12) == 0) {
-    static const char *const zones[] = {"%eth0", "%1", "%", "%lo"};
-
-    snprintf(out + n, size - (size_t)n, "%s", zones[below(4)]);
-  }
-}
-
-/* The text for ip in family fam, and that family: IPv4 addresses usually
- * as IPv4 text (family 0 or 4), sometimes in mapped IPv6 text (family 6);
- * rarely the wrong family for the text, or damaged text. */
-static int spell(const ip16_t *ip, char *out, size_t size, bool allow_bad) {
-  int fam;
-
-  if (ip_is_v4(ip) && below(3) != 0) {
-    text_v4(ip->b + 12, out, size);
-    fam = below(2) ? 4 : 0;
-  } else {
-    text_v6(ip, out, size);
-    fam = 6;
-  }
-  if (allow_bad && below(30) == 0)
-    fam = fam == 6 ? 4 : 6;
-  if (allow_bad && below(20) == 0)
-    mutate(out, size);
-  return fam;
 }
 
 /* ---- running the same operations on both sides ---- */
@@ -1064,113 +817,18 @@ static void random_set(diff_t *d) {
   op_rules(d);
 }
 
-/* Where blocklist-diff.js is: $CNET_SOURCE_DIR (CTest sets it), else next
- * to this file. */
-static const char *script_path(void) {
-  static char path[4096];
-  const char *src = getenv("CNET_SOURCE_DIR");
-
-  if (src != NULL && *src != '\0') {
-    snprintf(path, sizeof(path), "%s/test/node/blocklist-diff.js", src);
-  } else {
-    const char *slash = strrchr(__FILE__, '/');
-    int dir = slash != NULL ? (int)(slash - __FILE__) : 1;
-
-    snprintf(path, sizeof(path), "%.*s/node/blocklist-diff.js", dir,
-             slash != NULL ? __FILE__ : ".");
-  }
-  return path;
-}
-
-static const char *node_path(void) {
-  const char *node = getenv("CNET_NODE");
-
-  return node != NULL && *node != '\0' ? node : "node";
-}
-
-/* Runs node with args (NULL-terminated after argv[0]), stdout into *out.
- * Returns the exit status as waitpid() gives it. */
-static int run_node(char *const argv[], text_t *out) {
-  int fds[2], status;
-  pid_t pid;
-
-  ASSERT_EQ(0, pipe(fds));
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-
-    dup2(fds[1], 1);
-    if (out == NULL && devnull >= 0)
-      dup2(devnull, 2);
-    close(fds[0]);
-    close(fds[1]);
-    execvp(argv[0], argv);
-    _exit(127);
-  }
-  close(fds[1]);
-  for (;;) {
-    char chunk[65536];
-    ssize_t r = read(fds[0], chunk, sizeof(chunk));
-
-    if (r < 0 && errno == EINTR)
-      continue;
-    ASSERT_GE(r, 0);
-    if (r == 0)
-      break;
-    if (out != NULL)
-      text_add(out, "%.*s", (int)r, chunk);
-  }
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0)
-    ASSERT_EQ(EINTR, errno);
-  return status;
-}
-
 /* Replays d->ops in node and compares its answers with d->mine, line for
  * line. Prints the first disagreements and a summary. */
 static void compare_with_node(diff_t *d, const char *what) {
-  char file[] = "/tmp/cnet-test-bl-XXXXXX";
-  char *argv[] = {(char *)node_path(), (char *)script_path(), file, NULL};
-  text_t theirs = {0};
-  const char *in = d->ops.s, *m = d->mine.s, *t;
-  size_t bad = 0;
-  int fd = mkstemp(file), status;
+  text_t theirs = node_replay("blocklist-diff.js", &d->ops, NULL);
+  size_t bad = node_diff_lines(what, "operation", &d->ops, &d->mine, &theirs,
+                               d->count, DIFF_SHOWN);
 
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ((ssize_t)d->ops.len, write(fd, d->ops.s, d->ops.len));
-  close(fd);
-  status = run_node(argv, &theirs);
-  unlink(file);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    FAIL("%s %s failed (status 0x%x)", argv[0], argv[1], (unsigned)status);
-  t = strchr(theirs.s, '\n');
-  ASSERT_NOT_NULL(t);
-  t++;
-  for (size_t i = 0; i < d->count; i++) {
-    const char *in_end = strchr(in, '\n'), *m_end = strchr(m, '\n');
-    const char *t_end = strchr(t, '\n');
-
-    if (in_end == NULL || m_end == NULL || t_end == NULL)
-      FAIL("%s: node gave %zu answers for %zu operations", what, i, d->count);
-    if (m_end - m != t_end - t || memcmp(m, t, (size_t)(m_end - m)) != 0) {
-      if (bad++ < DIFF_SHOWN)
-        printf("DISAGREE %s operation %zu\n  op:   %.*s\n  cnet: %.*s\n"
-               "  node: %.*s\n",
-               what, i, (int)(in_end - in), in, (int)(m_end - m), m,
-               (int)(t_end - t), t);
-    }
-    in = in_end + 1;
-    m = m_end + 1;
-    t = t_end + 1;
-  }
   printf("differential %s: %zu operations (%zu adds, %zu of them errors; "
          "%zu checks, %zu true), %zu disagreements (node %.*s)\n",
          what, d->count, d->adds, d->add_errors, d->checks, d->hits, bad,
          (int)strcspn(theirs.s, "\n"), theirs.s);
-  free(theirs.s);
+  text_free(&theirs);
   ASSERT_EQ(0, bad);
 }
 
@@ -1180,21 +838,13 @@ static void diff_free(diff_t *d) {
   free(d->mine.s);
 }
 
-static uint64_t seed(uint64_t fallback) {
-  const char *s = getenv("CNET_BL_SEED");
-
-  return s != NULL && *s != '\0' ? strtoull(s, NULL, 0) : fallback;
-}
-
 /* BL-01..BL-07 over DIFF_SETS random rule sets. */
 TEST_CASE(diff_block_list_against_node) {
   diff_t d = {0};
 
-  if (!node_available) {
-    printf("SKIP diff_block_list_against_node: cannot run %s\n", node_path());
+  if (node_missing())
     return;
-  }
-  rng_state = seed(0xb10c5);
+  rng_state = seed("CNET_BL_SEED", 0xb10c5);
   for (int i = 0; i < DIFF_SETS; i++)
     random_set(&d);
   compare_with_node(&d, "BlockList");
@@ -1219,11 +869,8 @@ TEST_CASE(diff_fixed_corners_against_node) {
                                    "ffff::"};
   diff_t d = {0};
 
-  if (!node_available) {
-    printf("SKIP diff_fixed_corners_against_node: cannot run %s\n",
-           node_path());
+  if (node_missing())
     return;
-  }
   op_new(&d);
   for (size_t i = 0; i < ARRAY_LEN(v6); i++) {
     op_address(&d, 6, v6[i]);
@@ -1253,14 +900,5 @@ TEST_CASE(diff_fixed_corners_against_node) {
 
 /* harness.h's main, then 77 if all passed but node could not be run. */
 int main(int argc, char **argv) {
-  char *probe[] = {(char *)node_path(), "-e", "", NULL};
-  int status = run_node(probe, NULL), rc;
-
-  node_available = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  rc = harness_main(argc, argv);
-  if (rc == 0 && !node_available) {
-    printf("SKIP: node (%s) could not be run: nothing compared\n", node_path());
-    return 77;
-  }
-  return rc;
+  return node_diff_main(argc, argv, harness_main);
 }

@@ -15,6 +15,7 @@
  * encoding names. The seed is fixed; CNET_ENC_SEED=<n> picks another.
  */
 #include "harness.h"
+#include "node-diff.h"
 
 #include <stdint.h>
 
@@ -37,31 +38,10 @@ static size_t from_hex(const char *h, unsigned char *out) {
   return n;
 }
 
-/* ---- helpers: growable text ------------------------------------------- */
-
-typedef struct {
-  char *s;
-  size_t len, cap;
-} text_t;
-
-static void text_reserve(text_t *t, size_t more) {
-  if (t->len + more + 1 <= t->cap)
-    return;
-  while (t->len + more + 1 > t->cap)
-    t->cap = t->cap != 0 ? t->cap * 2 : 4096;
-  t->s = realloc(t->s, t->cap);
-  ASSERT_NOT_NULL(t->s);
-}
-
-static void text_add(text_t *t, const char *s, size_t n) {
-  text_reserve(t, n);
-  memcpy(t->s + t->len, s, n);
-  t->len += n;
-  t->s[t->len] = '\0';
-}
+/* ---- helpers: hex text (text_t is node-diff.h's) ------------------------ */
 
 static void text_char(text_t *t, char c) {
-  text_add(t, &c, 1);
+  text_put(t, &c, 1);
 }
 
 static void text_hex(text_t *t, const void *p, size_t n) {
@@ -73,11 +53,6 @@ static void text_hex(text_t *t, const void *p, size_t n) {
     t->s[t->len++] = hexdig[b[i] & 0x0F];
   }
   t->s[t->len] = '\0';
-}
-
-static void text_free(text_t *t) {
-  free(t->s);
-  memset(t, 0, sizeof(*t));
 }
 
 /* ---- helpers: cnet's answers in the node script's format ----------------- */
@@ -158,7 +133,7 @@ static const char *dec(const char *name, const char *chunks) {
     c = comma + 1;
   }
   t.len = 0;
-  text_add(&t, "", 0);
+  text_put(&t, "", 0);
   decode_stream(&t, d.encoding, bytes, cuts, ncuts, len);
   return t.s;
 }
@@ -192,7 +167,7 @@ static const char *enc(const char *name, const char *text_hex_in) {
 
   ASSERT_NE(CNET_ENC_UNKNOWN, e);
   t.len = 0;
-  text_add(&t, "", 0);
+  text_put(&t, "", 0);
   encode_text(&t, e, bytes, n);
   return t.s;
 }
@@ -204,7 +179,7 @@ static const char *enc_s(const char *name, const char *text) {
 
   text_hex(&h, text, strlen(text));
   if (h.s == NULL)
-    text_add(&h, "", 0);
+    text_put(&h, "", 0);
   r = enc(name, h.s);
   text_free(&h);
   return r;
@@ -724,119 +699,27 @@ static int cmp_size(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Where to find decoder-diff.js: $CNET_SOURCE_DIR (CTest sets it), else
- * next to this file. */
-static const char *script_path(void) {
-  static char path[4096];
-  const char *src = getenv("CNET_SOURCE_DIR");
-
-  if (src != NULL && *src != '\0') {
-    snprintf(path, sizeof(path), "%s/test/node/decoder-diff.js", src);
-  } else {
-    const char *slash = strrchr(__FILE__, '/');
-    int dir = slash != NULL ? (int)(slash - __FILE__) : 1;
-
-    snprintf(path, sizeof(path), "%.*s/node/decoder-diff.js", dir,
-             slash != NULL ? __FILE__ : ".");
-  }
-  return path;
-}
-
-/* Runs `node decoder-diff.js mode encoding <file holding input>` and returns
- * its output (the version line first). Fails the case if node is not
- * configured or does not run cleanly. */
-static char *run_node(const char *mode, const char *encoding,
-                      const text_t *input) {
+/* Runs `node decoder-diff.js mode encoding <file holding input>` and
+ * compares its answers (after a version line, one per line) with cnet's,
+ * line for line; prints the first disagreements and a summary. Fails the
+ * case if node is not configured or does not run cleanly. */
+static void compare_with_node(const char *mode, const char *encoding,
+                              const text_t *input, const text_t *mine,
+                              size_t count) {
   const char *node = getenv("CNET_NODE");
-  char file[] = "/tmp/cnet-test-enc-XXXXXX";
-  text_t out = {0};
-  int fds[2], fd, status;
-  pid_t pid;
+  char what[64];
+  text_t theirs;
+  size_t bad;
 
   if (node == NULL || *node == '\0')
     FAIL("CNET_NODE is not set: the differential cases compare cnet with "
          "node (ctest sets it; by hand run with CNET_NODE=$(command -v node))");
-  fd = mkstemp(file);
-  ASSERT_GE(fd, 0);
-  for (size_t off = 0; off < input->len;) {
-    ssize_t w = write(fd, input->s + off, input->len - off);
-
-    ASSERT_GT(w, 0);
-    off += (size_t)w;
-  }
-  close(fd);
-  ASSERT_EQ(0, pipe(fds));
-  fflush(stdout);
-  fflush(stderr);
-  pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    execl(node, node, script_path(), mode, encoding, file, (char *)NULL);
-    fprintf(stderr, "cannot run node (CNET_NODE=%s): %s\n", node,
-            strerror(errno));
-    _exit(127);
-  }
-  close(fds[1]);
-  for (;;) {
-    ssize_t r;
-
-    text_reserve(&out, 65536);
-    r = read(fds[0], out.s + out.len, out.cap - out.len - 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    ASSERT_GE(r, 0);
-    if (r == 0)
-      break;
-    out.len += (size_t)r;
-    out.s[out.len] = '\0';
-  }
-  close(fds[0]);
-  while (waitpid(pid, &status, 0) < 0)
-    ASSERT_EQ(EINTR, errno);
-  unlink(file);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    FAIL("node %s %s %s %s failed (status 0x%x)", script_path(), mode, encoding,
-         file, (unsigned)status);
-  return out.s;
-}
-
-/* Compares cnet's answers (one per line) with node's output (a version
- * line, then one per line); prints the first disagreements and a summary. */
-static void compare_lines(const char *what, const char *encoding,
-                          const text_t *input, const text_t *mine, char *theirs,
-                          size_t count) {
-  char *version = theirs, *t = strchr(theirs, '\n');
-  const char *in = input->s, *m = mine->s;
-  size_t bad = 0, lines = 0;
-
-  ASSERT_NOT_NULL(t);
-  *t++ = '\0';
-  for (size_t i = 0; i < count; i++) {
-    const char *in_end = strchr(in, '\n');
-    const char *m_end = strchr(m, '\n');
-    char *t_end = strchr(t, '\n');
-
-    if (in_end == NULL || m_end == NULL || t_end == NULL)
-      FAIL("%s %s: node gave %zu answers for %zu cases", what, encoding, i,
-           count);
-    lines++;
-    if ((size_t)(m_end - m) != (size_t)(t_end - t) ||
-        memcmp(m, t, (size_t)(m_end - m)) != 0) {
-      if (bad++ < DIFF_SHOWN)
-        printf("DISAGREE %s %s case %zu\n  input: %.*s\n  cnet:  %.*s\n"
-               "  node:  %.*s\n",
-               what, encoding, i, (int)(in_end - in), in, (int)(m_end - m), m,
-               (int)(t_end - t), t);
-    }
-    in = in_end + 1;
-    m = m_end + 1;
-    t = t_end + 1;
-  }
-  printf("differential %s %-9s: %zu cases, %zu disagreements (node %s)\n", what,
-         encoding, lines, bad, version);
+  theirs = node_replay("decoder-diff.js", input, mode, encoding, NULL);
+  snprintf(what, sizeof(what), "%s %s", mode, encoding);
+  bad = node_diff_lines(what, "case", input, mine, &theirs, count, DIFF_SHOWN);
+  printf("differential %-6s %-9s: %zu cases, %zu disagreements (node %.*s)\n",
+         mode, encoding, count, bad, (int)strcspn(theirs.s, "\n"), theirs.s);
+  text_free(&theirs);
   ASSERT_EQ(0, bad);
 }
 
@@ -847,7 +730,6 @@ static void diff_decode(const char *name) {
   text_t input = {0}, mine = {0};
   static unsigned char buf[4096 + 16];
   size_t cuts[8];
-  char *theirs;
 
   rng_seed((uint64_t)e);
   for (int s = 0; s < DIFF_STREAMS; s++) {
@@ -868,9 +750,7 @@ static void diff_decode(const char *name) {
     decode_stream(&mine, e, buf, cuts, ncuts, len);
     text_char(&mine, '\n');
   }
-  theirs = run_node("decode", name, &input);
-  compare_lines("decode", name, &input, &mine, theirs, DIFF_STREAMS);
-  free(theirs);
+  compare_with_node("decode", name, &input, &mine, DIFF_STREAMS);
   text_free(&input);
   text_free(&mine);
 }
@@ -928,7 +808,6 @@ static void diff_encode(const char *name) {
   cnet_encoding_t e = cnet_encoding_from_name(name);
   text_t input = {0}, mine = {0};
   static unsigned char buf[6000 + 16];
-  char *theirs;
 
   rng_seed(0x100 + (uint64_t)e);
   for (int s = 0; s < DIFF_STREAMS; s++) {
@@ -945,9 +824,7 @@ static void diff_encode(const char *name) {
     encode_text(&mine, e, buf, len);
     text_char(&mine, '\n');
   }
-  theirs = run_node("encode", name, &input);
-  compare_lines("encode", name, &input, &mine, theirs, DIFF_STREAMS);
-  free(theirs);
+  compare_with_node("encode", name, &input, &mine, DIFF_STREAMS);
   text_free(&input);
   text_free(&mine);
 }
@@ -1020,7 +897,6 @@ TEST_CASE(diff_encoding_names) {
       "\xc4\xb0", "\xe2\x84\xaa", " ", "-", "\xc3\xa9", "8", "_"};
   text_t input = {0}, mine = {0};
   enum { NAMES = 3000 };
-  char *theirs;
 
   rng_seed(0x200);
   for (int i = 0; i < NAMES; i++) {
@@ -1053,20 +929,18 @@ TEST_CASE(diff_encoding_names) {
     text_hex(&input, name, n);
     text_char(&input, '\n');
     if (cnet_decoder_init(&d, name) == 0) {
-      text_add(&mine, cnet_encoding_name(d.encoding),
+      text_put(&mine, cnet_encoding_name(d.encoding),
                strlen(cnet_encoding_name(d.encoding)));
     } else {
       text_char(&mine, '!');
-      text_add(&mine, cnet_last_error()->code, strlen(cnet_last_error()->code));
+      text_put(&mine, cnet_last_error()->code, strlen(cnet_last_error()->code));
       text_char(&mine, ' ');
-      text_add(&mine, cnet_last_error()->message,
+      text_put(&mine, cnet_last_error()->message,
                strlen(cnet_last_error()->message));
     }
     text_char(&mine, '\n');
   }
-  theirs = run_node("names", "-", &input);
-  compare_lines("names ", "-", &input, &mine, theirs, NAMES);
-  free(theirs);
+  compare_with_node("names", "-", &input, &mine, NAMES);
   text_free(&input);
   text_free(&mine);
 }
