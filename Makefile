@@ -7,18 +7,25 @@
 #   make valgrind      run each test executable of the normal build under valgrind
 #   make bench-memory  Release build in build-bench, then bench/idle-memory.sh:
 #                      bytes per idle connection, cnet vs raw libuv vs Node
+#   make fuzz          clang + libFuzzer build in build-fuzz, then run each
+#                      fuzz target (fuzz/fuzz-*.c) for FUZZ_SECONDS
 #   make install       build, then install into $(PREFIX)
 #   make format        clang-format -i the C sources
-#   make clean         remove build, build-asan and build-bench
+#   make clean         remove build, build-asan, build-bench and build-fuzz
 #
 # Variables: BUILD (build dir, default build), PREFIX (default /usr/local),
 # JOBS (default 2), CMAKE_ARGS (extra arguments for the first configure),
-# BENCH_BUILD (default build-bench), BENCH_ARGS (e.g. BENCH_ARGS='-k 5000').
+# BENCH_BUILD (default build-bench), BENCH_ARGS (e.g. BENCH_ARGS='-k 5000'),
+# FUZZ_BUILD (default build-fuzz), FUZZ_SECONDS (per target, default 300),
+# FUZZ_TARGETS (default all, e.g. FUZZ_TARGETS=fuzz-block-list).
 
 BUILD      ?= build
 ASAN_BUILD := build-asan
 BENCH_BUILD ?= build-bench
 BENCH_ARGS ?=
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz-*.c)))
 PREFIX     ?= /usr/local
 JOBS       ?= 2
 CMAKE      ?= cmake
@@ -35,7 +42,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --quiet
 
 .PHONY: all build setup test demo asan valgrind bench-build bench-memory \
-        install format clean
+        fuzz install format clean
 
 all: build
 
@@ -92,13 +99,41 @@ bench-build: setup
 bench-memory: bench-build
 	CNET_BUILD_DIR="$$(cd $(BENCH_BUILD) && pwd)" bash bench/idle-memory.sh $(BENCH_ARGS)
 
+# Fuzzing: a clang build of its own (the library instrumented for libFuzzer,
+# with ASan + UBSan), then each target for FUZZ_SECONDS, one after another;
+# the first crash, leak or oracle failure stops it, the input saved as
+# $(FUZZ_BUILD)/artifacts/<target>-crash-*. Each target starts from a scratch
+# copy of its seeds, $(FUZZ_BUILD)/corpus/<target>, which keeps growing over
+# runs while fuzz/corpus/ stays small. To keep the new finds that add
+# coverage, merge them into the seeds (libFuzzer copies only those):
+#   build-fuzz/fuzz/fuzz-is-ip -merge=1 fuzz/corpus/fuzz-is-ip \
+#     build-fuzz/corpus/fuzz-is-ip
+# test/fuzz-smoke.sh runs the same targets for a few seconds in `make test`.
+fuzz: setup
+	@test -f $(FUZZ_BUILD)/CMakeCache.txt || \
+	  CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCNET_BUILD_FUZZ=ON \
+	    -DCNET_BUILD_TESTS=OFF -DCNET_BUILD_EXAMPLES=OFF \
+	    -DCNET_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
+	$(CMAKE) --build $(FUZZ_BUILD) -j$(JOBS) --target cnet-fuzzers
+	@set -e; \
+	mkdir -p $(FUZZ_BUILD)/artifacts; \
+	for t in $(FUZZ_TARGETS); do \
+	  corpus=$(FUZZ_BUILD)/corpus/$$t; \
+	  mkdir -p "$$corpus"; cp fuzz/corpus/$$t/* "$$corpus"/; \
+	  dict=; [[ ! -f fuzz/$$t.dict ]] || dict=-dict=fuzz/$$t.dict; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+	    $$dict "$$corpus"; \
+	done
+
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 format:
-	@files=$$(find include src test examples bench -name '*.[ch]' 2>/dev/null; \
+	@files=$$(find include src test examples bench fuzz -name '*.[ch]' 2>/dev/null; \
 	          ls *.c *.h 2>/dev/null); \
 	if [[ -n $$files ]]; then clang-format -i $$files; fi
 
 clean:
-	rm -rf build build-asan $(BENCH_BUILD)
+	rm -rf build build-asan $(BENCH_BUILD) $(FUZZ_BUILD)

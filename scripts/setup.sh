@@ -26,6 +26,11 @@ have node || need nodejs
 deb_installed netcat-openbsd || { ! have dpkg-query && have nc; } ||
   need netcat-openbsd
 have valgrind || need valgrind
+# make fuzz and the fuzz-smoke test: clang, and its runtimes (libFuzzer and
+# the sanitizers), which Debian packages apart from the compiler.
+have clang || need clang
+deb_installed libclang-rt-dev || { ! have dpkg-query && have clang; } ||
+  need libclang-rt-dev
 
 if ((${#missing[@]} == 0)); then
   exit 0
