@@ -316,8 +316,9 @@ typedef struct cnet_socket_address_options_s {
 /* new net.SocketAddress(options). 0, or at once: ERR_INVALID_ARG_VALUE
  * (family not 0/4/6), ERR_SOCKET_BAD_PORT, ERR_INVALID_ADDRESS (address
  * not of that family: "Invalid socket address"), ERR_OUT_OF_RANGE (an IPv6
- * flowlabel above 0xfffff; Node v20 aborts). opts NULL: defaults. A
- * "%zone" is accepted and dropped, as in Node (no scope id is kept). */
+ * flowlabel above 0xfffff; Node v20 aborts). opts NULL: defaults. As in
+ * Node (libuv's uv_ip6_addr), any "%zone" is accepted and dropped -- no
+ * scope id is kept -- and the text before it is cut at 39 bytes. */
 CNET_EXTERN int cnet_socket_address_init(
     cnet_socket_address_t *out, const cnet_socket_address_options_t *opts);
 /* SocketAddress.parse(input) (Node v22.13+): "1.2.3.4:80", "[::1]:123",
@@ -338,7 +339,8 @@ CNET_EXTERN size_t cnet_socket_address_format(const cnet_socket_address_t *sa,
 
 /* net.BlockList: rules that match IPv4 and IPv6 addresses. As in Node, an
  * IPv4 address and its IPv4-mapped IPv6 form (::ffff:1.2.3.4) are the same
- * address to every rule. A list may be shared by servers and sockets on
+ * address to address and subnet rules, both ways; an IPv6 range whose ends
+ * are not both mapped matches only IPv6 addresses (Node's rule, kept). A list may be shared by servers and sockets on
  * several loops and threads: each call takes the list's own lock. It must
  * outlive every server and connect that names it. */
 typedef struct cnet_block_list_s cnet_block_list_t;
