@@ -74,6 +74,7 @@ typedef struct cnet_server_s cnet_server_t;
   XX(ERR_INVALID_HANDLE_TYPE, "This handle type cannot be sent")               \
   XX(ERR_INVALID_IP_ADDRESS, "Invalid IP address: %s")                         \
   XX(ERR_IP_BLOCKED, "IP(%s) is blocked by net.BlockList")                     \
+  XX(ERR_IPC_CHANNEL_CLOSED, "Channel closed")                                 \
   XX(ERR_MISSING_ARGS, "The %s argument must be specified")                    \
   XX(ERR_OUT_OF_RANGE, "The value of \"%s\" is out of range. It must be %s. "  \
                        "Received %s")                                          \
@@ -160,6 +161,7 @@ CNET_EXTERN void cnet_set_unhandled_error_handler(cnet_unhandled_error_fn fn,
   XX(FINISH, "finish")                                                         \
   XX(LISTENING, "listening")                                                   \
   XX(LOOKUP, "lookup")                                                         \
+  XX(MESSAGE, "message") /* channels: see cnet_socket_send */                  \
   XX(READY, "ready")                                                           \
   XX(TIMEOUT, "timeout")
 
@@ -227,6 +229,16 @@ typedef struct cnet_event_s {
       int family;                /* 4 or 6 */
       const cnet_error_t *error; /* _FAILED only, else NULL */
     } attempt;
+    /* CNET_EV_MESSAGE, on a channel: the bytes sent, and what came with
+     * them. A socket is cnet-owned, like an accepted one (freed after its
+     * 'close' unless retained); a server is yours (cnet_server_free it),
+     * already listening. With no 'message' listener both are closed. */
+    struct {
+      const void *data;
+      size_t len;
+      cnet_socket_t *socket;
+      cnet_server_t *server;
+    } message;
     struct {
       const cnet_error_t *error; /* NULL on success */
       const char *address;       /* the resolved address; NULL on error */
@@ -482,6 +494,8 @@ typedef struct cnet_server_options_s {
    * reported with 'drop' (ev->drop.blocked). Not owned: it must outlive
    * the server. NULL: no list. */
   const cnet_block_list_t *block_list;
+  /* IPC servers: accepted sockets are channels (cnet_socket_send). */
+  bool channel;
 } cnet_server_options_t;
 
 /* server.listen(options) options. port 0 with no path is a random free port,
@@ -497,8 +511,10 @@ typedef struct cnet_listen_options_s {
   const char *path;
   size_t path_len;  /* 0: strlen(path); set it for abstract names */
   int backlog;      /* 0: 511 */
-  /* Node's cluster flag: whether a worker may share the primary's handle.
-   * Accepted and recorded; it changes nothing in a single process. */
+  /* Node's cluster flag. In cnet a listen() always binds a socket of its
+   * own -- that is exclusive=true -- and sharing one listening socket
+   * between processes is explicit: the primary sends its server over a
+   * channel (cnet_socket_send_server). Recorded, changes nothing. */
   bool exclusive;
   bool ipv6_only;   /* turn off dual-stack on "::" */
   /* SO_REUSEPORT (Node v22.12's reusePort): several sockets -- in other
@@ -593,7 +609,13 @@ CNET_EXTERN int cnet_server_close_gracefully(cnet_server_t *srv,
                                              void *ctx);
 
 /* server.getConnections(cb) -- cb runs later (never inside this call) with
- * the number of open accepted connections. */
+ * the number of open accepted connections. What is counted, precisely:
+ * sockets this server object accepted in this process that are still
+ * open. A socket handed to another process (cnet_socket_send_socket)
+ * stops counting here when the hand-off completes and is not counted by
+ * the receiver's server, if any; a server shared with other processes
+ * counts only what it accepted itself. Summing across processes is the
+ * application's (send the counts over the channel). */
 typedef void (*cnet_count_cb)(cnet_server_t *srv, const cnet_error_t *err,
                               size_t count, void *ctx);
 CNET_EXTERN int cnet_server_get_connections(cnet_server_t *srv,
@@ -651,6 +673,23 @@ typedef struct cnet_socket_options_s {
   bool allow_half_open;   /* keep writing after the peer's FIN */
   size_t high_water_mark; /* write high-water mark; 0 means 16384 */
   const cnet_onread_t *onread; /* copied; NULL: 'data' events as usual */
+  /* new net.Socket({fd}): wrap an open descriptor -- a connected TCP or
+   * Unix stream socket, or a pipe or FIFO -- rather than connect later.
+   * Used only when wrap_fd is set (0 is a real descriptor). Anything else
+   * is ERR_INVALID_FD_TYPE ("Unsupported fd type: FILE"; TTY, UDP,
+   * UNKNOWN). The socket owns the descriptor once cnet_socket_new
+   * returns it (NULL: it is still yours). It reads at once (no 'connect'
+   * event), as Node's does. */
+  bool wrap_fd;
+  int fd;
+  /* With fd: the directions to use. Both false (the default) means both,
+   * as Node does when neither is given; readable alone is a read-only
+   * socket (writes fail as after end(): a pipe's read end), writable
+   * alone a write-only one (it never reads; 'end' never comes). */
+  bool readable, writable;
+  /* Beyond Node: the descriptor (a Unix socket) is a channel that carries
+   * messages and descriptors between processes: see cnet_socket_send. */
+  bool channel;
 } cnet_socket_options_t;
 
 /* ---- Name lookup (dns.lookup and the connect option `lookup`) ---------- */
@@ -785,6 +824,7 @@ typedef struct cnet_connect_options_s {
   unsigned keep_alive_initial_delay; /* ms */
   uint64_t timeout;       /* socket.setTimeout(timeout) at once; 0: none */
   const cnet_onread_t *onread; /* cnet_create_connection only */
+  bool channel; /* IPC only: the connection is a channel (cnet_socket_send) */
 } cnet_connect_options_t;
 
 /* new net.Socket([options]) -- a socket with no connection yet. You own it:
@@ -981,6 +1021,71 @@ CNET_EXTERN uint64_t cnet_socket_bytes_written(const cnet_socket_t *s);
 CNET_EXTERN size_t cnet_socket_writable_length(const cnet_socket_t *s);
 /* socket.bufferSize: the same (Node deprecated the name). */
 CNET_EXTERN size_t cnet_socket_buffer_size(const cnet_socket_t *s);
+/* ---- Channels: messages and descriptors between processes -------------
+ *
+ * What child_process's send(message, handle) does, for C: a channel is an
+ * IPC socket (a Unix socket: socketpair() to a child, wrapped with the
+ * socket option channel, or a connect / accept with the channel option)
+ * that carries messages -- byte strings -- and, with a message, a
+ * connected socket or a listening server. The other end gets
+ * CNET_EV_MESSAGE with the bytes and a ready-to-use object. A channel
+ * emits no 'data'; cnet_socket_write() on it is ERR_INVALID_ARG_VALUE.
+ *
+ * Ownership: a descriptor sent stays the sender's until the receiver says
+ * it has made it an object (the ack below); then the sender's copy is
+ * closed -- the socket destroyed quietly, the server closed -- unless
+ * keep_open, and cb runs. If the channel closes first, cb gets
+ * ERR_IPC_CHANNEL_CLOSED and the sender still owns what it sent. So every
+ * descriptor has one owner at every moment. A socket is sent paused (this
+ * process reads no more of it); bytes it had already read are not sent:
+ * hand sockets over before reading them (server option
+ * pause_on_connect).
+ *
+ * Wire protocol (cnet's own; both ends must be cnet): frames of an 8-byte
+ * header and a payload.
+ *   bytes 0-1  'c' 'N'
+ *   byte  2    kind: 0 message, 1 message + socket, 2 message + server,
+ *              3 ack
+ *   byte  3    0 (reserved)
+ *   bytes 4-7  payload length, big-endian, at most CNET_CHANNEL_MAX
+ * A frame of kind 1 or 2 carries one descriptor (SCM_RIGHTS, libuv's
+ * uv_write2) with its first byte; the receiver answers each with an ack
+ * (kind 3, length 0), in order. A malformed frame is a read EPROTO
+ * 'error' on the receiving channel. */
+#define CNET_CHANNEL_MAX (64u << 20)
+
+typedef struct cnet_send_options_s {
+  bool keep_open; /* keep the sender's copy of the socket/server */
+} cnet_send_options_t;
+
+/* err NULL once the message was written (and, with a descriptor, taken by
+ * the other end), else why not. Never called inside the send call. */
+typedef void (*cnet_send_cb)(cnet_socket_t *channel, const cnet_error_t *err,
+                             void *ctx);
+
+/* Send len bytes (copied) on a channel. 0, or at once: UV_EINVAL (not a
+ * channel, NULL), UV_EMSGSIZE (len > CNET_CHANNEL_MAX),
+ * ERR_IPC_CHANNEL_CLOSED (not connected, ended or destroyed). opts, cb
+ * may be NULL. */
+CNET_EXTERN int cnet_socket_send(cnet_socket_t *channel, const void *data,
+                                 size_t len, const cnet_send_options_t *opts,
+                                 cnet_send_cb cb, void *ctx);
+/* ... with a connected socket (TCP or IPC): also ERR_INVALID_HANDLE_TYPE
+ * at once for a socket with no connection, or a channel itself. */
+CNET_EXTERN int cnet_socket_send_socket(cnet_socket_t *channel,
+                                        const void *data, size_t len,
+                                        cnet_socket_t *socket,
+                                        const cnet_send_options_t *opts,
+                                        cnet_send_cb cb, void *ctx);
+/* ... with a listening server: the receiver's server accepts on the same
+ * listening socket (the kernel gives each connection to one process).
+ * ERR_SERVER_NOT_RUNNING at once when srv is not listening. */
+CNET_EXTERN int cnet_socket_send_server(cnet_socket_t *channel,
+                                        const void *data, size_t len,
+                                        cnet_server_t *server,
+                                        const cnet_send_options_t *opts,
+                                        cnet_send_cb cb, void *ctx);
+
 /* socket.autoSelectFamilyAttemptedAddresses[i]: "ip:port" of the i-th
  * attempt of the last connect that autoselected among several addresses
  * (after success the last one is the peer); NULL past the end, and always

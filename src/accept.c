@@ -134,9 +134,11 @@ static bool admit(cnet_server_t *srv, int fd) {
   if (s == NULL)
     return false;
   L->refs++;
-  err = ipc ? uv_pipe_init(L->uv, &s->h.pipe, 0)
+  err = ipc ? uv_pipe_init(L->uv, &s->h.pipe, o->channel)
             : uv_tcp_init(L->uv, &s->h.tcp);
   s->refs = 1; /* the open handle's */
+  if (err == 0 && ipc && o->channel)
+    err = cnet__channel_attach(s);
   s->flags |= S_HANDLE_OPEN | (ipc ? S_PIPE : 0);
   if (err == 0)
     err = ipc ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);

@@ -960,6 +960,7 @@ static void reset_for_connect(cnet_socket_t *s) {
                   S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
 
   s->flags &= keep;
+  cnet__channel_free(s); /* the new connect's options say again */
   free(s->pending_error);
   s->pending_error = NULL;
   if (s->extra != NULL) {
@@ -970,8 +971,8 @@ static void reset_for_connect(cnet_socket_t *s) {
   cnet__stream_reset(s);
 }
 
-static int init_handle(cnet_socket_t *s, bool ipc) {
-  int err = ipc ? uv_pipe_init(s->loop->uv, &s->h.pipe, 0)
+static int init_handle(cnet_socket_t *s, bool ipc, bool channel) {
+  int err = ipc ? uv_pipe_init(s->loop->uv, &s->h.pipe, channel)
                 : uv_tcp_init(s->loop->uv, &s->h.tcp);
 
   if (err != 0)
@@ -1040,7 +1041,10 @@ static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
                                             : (int64_t)o->timeout,
                                      NULL, NULL)) != 0)
     return err;
-  if ((err = init_handle(s, o->path != NULL)) != 0)
+  if (o->channel && o->path != NULL && !cnet__is_channel(s) &&
+      cnet__channel_attach(s) != 0)
+    return cnet__fail(UV_ENOMEM);
+  if ((err = init_handle(s, o->path != NULL, cnet__is_channel(s))) != 0)
     return cnet__fail_errno(err, "connect");
   if ((c = connect_new(s)) == NULL) {
     cnet__socket_destroy_errno(s, UV_ENOMEM, "connect");

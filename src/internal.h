@@ -216,7 +216,10 @@ typedef struct cnet__attempt_record_s {
  * connection does not pay for it: the decoder of setEncoding, the onread
  * option, the idle timer of setTimeout, and the attempt log of a connect
  * that autoselected among several addresses. */
+typedef struct cnet__channel_s cnet__channel_t;
+
 typedef struct cnet__extra_s {
+  cnet__channel_t *channel; /* a channel's frames and sends (channel.c) */
   cnet__attempt_record_t *attempts;
   unsigned n_attempts;
   cnet_decoder_t decoder;
@@ -301,6 +304,13 @@ static inline void cnet__timeout_touch(cnet_socket_t *s) {
     cnet__timeout_touch_slow(s);
 }
 void cnet__timeout_stop(cnet_socket_t *s); /* destroy: close the timer */
+
+/* channel.c: a socket that carries messages and descriptors. */
+int cnet__channel_attach(cnet_socket_t *s); /* 0 or UV_ENOMEM */
+bool cnet__is_channel(const cnet_socket_t *s);
+void cnet__channel_input(cnet_socket_t *s, const char *base, size_t n);
+void cnet__channel_on_destroy(cnet_socket_t *s); /* fail waiting sends */
+void cnet__channel_free(cnet_socket_t *s);
 
 /* socket.c: the extra part, allocated on first use (NULL: out of memory). */
 cnet__extra_t *cnet__socket_extra(cnet_socket_t *s);

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- references and events -------------------------------------------- */
@@ -27,6 +28,7 @@ __attribute__((noinline)) static void socket_free(cnet_socket_t *s) {
   cnet__stream_free(s);
   if (s->extra != NULL)
     free(s->extra->attempts);
+  cnet__channel_free(s);
   free(s->extra);
   cnet__emitter_free(&s->emitter);
   free(s->pending_error);
@@ -115,14 +117,83 @@ int cnet_socket_set_onread(cnet_socket_t *s, const cnet_onread_t *onread) {
   return 0;
 }
 
+/* Node's guessHandleType() names. */
+static const char *fd_type_name(uv_handle_type t) {
+  switch (t) {
+  case UV_TCP:
+    return "TCP";
+  case UV_NAMED_PIPE:
+    return "PIPE";
+  case UV_TTY:
+    return "TTY";
+  case UV_FILE:
+    return "FILE";
+  case UV_UDP:
+    return "UDP";
+  default:
+    return "UNKNOWN";
+  }
+}
+
+/* new net.Socket({fd}) takes only what Node's createHandle() takes: a TCP
+ * socket, or a "pipe" (a Unix socket, a pipe or a FIFO). A channel passes
+ * descriptors, which only a Unix socket can. */
+static int check_fd(const cnet_socket_options_t *o, uv_handle_type *type) {
+  struct stat st;
+
+  *type = uv_guess_handle(o->fd);
+  if (*type != UV_TCP && *type != UV_NAMED_PIPE)
+    return cnet__fail(CNET_ERR_INVALID_FD_TYPE, fd_type_name(*type));
+  if (o->channel && (*type != UV_NAMED_PIPE || fstat(o->fd, &st) != 0 ||
+                     !S_ISSOCK(st.st_mode)))
+    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.channel'",
+                      "needs a Unix socket", fd_type_name(*type));
+  return 0;
+}
+
+/* The directions a wrapped descriptor is used in (Node's readable and
+ * writable options; neither given means both): a direction left out is
+ * over from the start, as a Duplex made with readable/writable false. */
+static int open_fd(cnet_socket_t *s, const cnet_socket_options_t *o,
+                   uv_handle_type type) {
+  cnet__loop_t *L = s->loop;
+  bool ipc = type == UV_NAMED_PIPE;
+  int err = ipc ? uv_pipe_init(L->uv, &s->h.pipe, o->channel)
+                : uv_tcp_init(L->uv, &s->h.tcp);
+
+  if (err != 0)
+    return cnet__fail_errno(err, "open");
+  s->flags |= S_HANDLE_OPEN | S_CONNECTED | (ipc ? S_PIPE : 0);
+  s->refs++; /* the open handle's */
+  if (o->channel && cnet__channel_attach(s) != 0)
+    return cnet__fail(UV_ENOMEM);
+  /* The last step that can fail: on failure the descriptor is still the
+   * caller's (libuv has not taken it), as when Node throws. */
+  err = ipc ? uv_pipe_open(&s->h.pipe, o->fd) : uv_tcp_open(&s->h.tcp, o->fd);
+  if (err != 0)
+    return cnet__fail_errno(err, "open");
+  if (o->readable || o->writable) {
+    if (!o->readable)
+      s->flags |= S_EOF | S_END_EMITTED;
+    if (!o->writable)
+      s->flags |= S_ENDING | S_SHUTDOWN | S_FINISHED;
+  }
+  cnet__stream_connected(s); /* reads at once, as Node's read(0) */
+  return 0;
+}
+
 cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
                                const cnet_socket_options_t *opts) {
   static const cnet_socket_options_t defaults;
-  cnet__loop_t *L = cnet__loop_get(loop);
+  uv_handle_type type = UV_UNKNOWN_HANDLE;
+  cnet__loop_t *L;
   cnet_socket_t *s;
 
   if (opts == NULL)
     opts = &defaults;
+  if (opts->wrap_fd && check_fd(opts, &type) != 0)
+    return NULL;
+  L = cnet__loop_get(loop);
   s = L != NULL ? cnet__socket_alloc(L, opts->allow_half_open,
                                      opts->high_water_mark)
                 : NULL;
@@ -134,8 +205,12 @@ cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
   }
   s->refs = 1;
   s->flags |= S_USER_REF;
-  if (opts->onread != NULL && cnet_socket_set_onread(s, opts->onread) != 0) {
-    cnet_socket_free(s);
+  if ((opts->onread != NULL &&
+       cnet_socket_set_onread(s, opts->onread) != 0) ||
+      (opts->wrap_fd && open_fd(s, opts, type) != 0)) {
+    cnet_error_t kept = *cnet_last_error();
+    cnet_socket_free(s); /* the descriptor, not taken, stays the caller's */
+    cnet__fail_error(&kept);
     return NULL;
   }
   return s;

@@ -285,7 +285,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     s->bytes_read += (uint64_t)nread;
     s->flags |= S_BUSY;
     cnet__timeout_touch(s);
-    if (has_onread(s))
+    if (s->extra != NULL && s->extra->channel != NULL)
+      cnet__channel_input(s, buf->base, (size_t)nread);
+    else if (has_onread(s))
       read_into_user_memory(s, buf->base, (size_t)nread);
     else if (has_consumer(s) && s->unread == NULL)
       deliver(s, buf->base, (size_t)nread);
@@ -619,26 +621,37 @@ static int stream_write(cnet_socket_t *s, const void *data, size_t len,
   return 0;
 }
 
-int cnet_socket_write(cnet_socket_t *s, const void *data, size_t len,
-                      cnet_write_cb cb, void *ctx) {
+/* The checks every write makes before taking anything: misuse Node (or,
+ * for channels, cnet) refuses at once. */
+static int check_write_args(const cnet_socket_t *s, const void *data,
+                            size_t len) {
   if (s == NULL)
     return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
                       "cnet_socket_t", "NULL");
   if (data == NULL && len > 0)
     return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
-  return stream_write(s, data, len, NULL, cb, ctx);
+  if (s->extra != NULL && s->extra->channel != NULL) /* bytes would break
+                                                        its framing */
+    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "argument 'socket'",
+                      "is a channel: use cnet_socket_send()", "a channel");
+  return 0;
+}
+
+int cnet_socket_write(cnet_socket_t *s, const void *data, size_t len,
+                      cnet_write_cb cb, void *ctx) {
+  int err = check_write_args(s, data, len);
+
+  return err != 0 ? err : stream_write(s, data, len, NULL, cb, ctx);
 }
 
 int cnet_socket_write_owned(cnet_socket_t *s, void *data, size_t len,
                             cnet_release_fn release, void *release_ctx,
                             cnet_write_cb cb, void *ctx) {
   cnet__chunk_t *c;
+  int err = check_write_args(s, data, len);
 
-  if (s == NULL)
-    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
-                      "cnet_socket_t", "NULL");
-  if (data == NULL && len > 0)
-    return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
+  if (err != 0)
+    return err;
   if ((c = chunk_new(data, len, false)) == NULL)
     return cnet__fail(UV_ENOMEM);
   c->release = release;
@@ -867,6 +880,7 @@ static void fail_pending(cnet_socket_t *s, bool connecting) {
  * fail_pending), and take the socket out of every pipe. */
 void cnet__stream_on_destroy(cnet_socket_t *s) {
   stop_reading(s);
+  cnet__channel_on_destroy(s);
   if (s->wq_inflight == 0)
     fail_pending(s, (s->flags & S_CONNECTING) != 0);
   while (s->pipes != NULL)

@@ -409,11 +409,12 @@ TEST_CASE(em13_event_names) {
       {CNET_EV_FINISH, "finish"},
       {CNET_EV_LISTENING, "listening"},
       {CNET_EV_LOOKUP, "lookup"},
+      {CNET_EV_MESSAGE, "message"},
       {CNET_EV_READY, "ready"},
       {CNET_EV_TIMEOUT, "timeout"},
   };
 
-  ASSERT_EQ(17, CNET_EV_COUNT_);
+  ASSERT_EQ(18, CNET_EV_COUNT_);
   for (size_t i = 0; i < ARRAY_LEN(names); i++)
     ASSERT_STR_EQ(cnet_event_name(names[i].type), names[i].name);
   ASSERT_NULL(cnet_event_name(CNET_EV_COUNT_));
