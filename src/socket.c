@@ -141,6 +141,12 @@ static const char *fd_type_name(uv_handle_type t) {
 static int check_fd(const cnet_socket_options_t *o, uv_handle_type *type) {
   struct stat st;
 
+  if (o->fd < 0) { /* Node's validateInt32(fd, 'fd', 0) */
+    char received[16];
+    snprintf(received, sizeof(received), "%d", o->fd);
+    return cnet__fail(CNET_ERR_OUT_OF_RANGE, "fd", ">= 0 && <= 2147483647",
+                      received);
+  }
   *type = uv_guess_handle(o->fd);
   if (*type != UV_TCP && *type != UV_NAMED_PIPE)
     return cnet__fail(CNET_ERR_INVALID_FD_TYPE, fd_type_name(*type));
