@@ -231,8 +231,10 @@ typedef struct cnet_event_s {
     } attempt;
     /* CNET_EV_MESSAGE, on a channel: the bytes sent, and what came with
      * them. A socket is cnet-owned, like an accepted one (freed after its
-     * 'close' unless retained); a server is yours (cnet_server_free it),
-     * already listening. With no 'message' listener both are closed. */
+     * 'close' unless retained), and like one it starts reading once the
+     * listeners return (pause it in the listener to keep the bytes in the
+     * kernel); a server is yours (cnet_server_free it), already
+     * listening. With no 'message' listener both are closed. */
     struct {
       const void *data;
       size_t len;
@@ -612,8 +614,9 @@ CNET_EXTERN int cnet_server_close_gracefully(cnet_server_t *srv,
  * the number of open accepted connections. What is counted, precisely:
  * sockets this server object accepted in this process that are still
  * open. A socket handed to another process (cnet_socket_send_socket)
- * stops counting here when the hand-off completes and is not counted by
- * the receiver's server, if any; a server shared with other processes
+ * stops counting here when the hand-off completes (with keep_open it is
+ * still open here, and counts) and is not counted by the receiver's
+ * server, if any; a server shared with other processes
  * counts only what it accepted itself. Summing across processes is the
  * application's (send the counts over the channel). */
 typedef void (*cnet_count_cb)(cnet_server_t *srv, const cnet_error_t *err,
@@ -1059,7 +1062,8 @@ typedef struct cnet_send_options_s {
 } cnet_send_options_t;
 
 /* err NULL once the message was written (and, with a descriptor, taken by
- * the other end), else why not. Never called inside the send call. */
+ * the other end), else why not. Never called inside the send call; always
+ * before any message the other end sent after taking it. */
 typedef void (*cnet_send_cb)(cnet_socket_t *channel, const cnet_error_t *err,
                              void *ctx);
 

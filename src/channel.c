@@ -77,9 +77,7 @@ void cnet__channel_free(cnet_socket_t *s) {
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void run_send_cb(cnet__tick_t *t) {
-  cnet__send_t *x = t->p1;
-
+static void call_send_cb(cnet__send_t *x) {
   if (x->cb != NULL)
     x->cb(x->ch, x->error.code != NULL ? &x->error : NULL, x->ctx);
   x->called = true;
@@ -87,12 +85,19 @@ static void run_send_cb(cnet__tick_t *t) {
     free(x);
 }
 
+static void run_send_cb(cnet__tick_t *t) {
+  call_send_cb(t->p1);
+}
+
 static void dup_closed(uv_handle_t *h) {
   free(h);
 }
 
-/* Calls cb once, on a tick; x is freed once libuv has also let go of it. */
-static void send_finish(cnet__send_t *x, const cnet_error_t *err) {
+/* Calls cb once: at once from a libuv callback (so that the callback of a
+ * send comes before any message the other end sent after taking it), on a
+ * tick from inside a user's call (destroy). x is freed once libuv has also
+ * let go of it. */
+static void send_finish(cnet__send_t *x, const cnet_error_t *err, bool now) {
   if (x->done)
     return;
   x->done = true;
@@ -108,7 +113,14 @@ static void send_finish(cnet__send_t *x, const cnet_error_t *err) {
     cnet__server_release(x->srv);
   x->sock = NULL;
   x->srv = NULL;
-  cnet__socket_defer(x->ch, run_send_cb, x, NULL, 0);
+  if (now) {
+    cnet_socket_t *ch = x->ch;
+    cnet__socket_retain(ch);
+    call_send_cb(x);
+    cnet__socket_release(ch);
+  } else {
+    cnet__socket_defer(x->ch, run_send_cb, x, NULL, 0);
+  }
 }
 
 /* Taken by the other end: the sender's copy goes (unless kept). */
@@ -119,7 +131,7 @@ static void handoff_done(cnet__send_t *x) {
     if (x->srv != NULL)
       cnet_server_close(x->srv, NULL, NULL);
   }
-  send_finish(x, NULL);
+  send_finish(x, NULL, true);
 }
 
 static void unqueue_ack(cnet__channel_t *c, cnet__send_t *x) {
@@ -156,9 +168,9 @@ static void on_sent(uv_write_t *req, int status) {
       cnet__error_errno(&err, status, "write");
     if (c != NULL)
       unqueue_ack(c, x);
-    send_finish(x, &err);
+    send_finish(x, &err, true);
   } else if (x->sock == NULL && x->srv == NULL) {
-    send_finish(x, NULL);
+    send_finish(x, NULL, true);
   } else if (x->acked) {
     handoff_done(x);
   }
@@ -311,7 +323,7 @@ void cnet__channel_on_destroy(cnet_socket_t *s) {
   while (c->acks_head != NULL) {
     cnet__send_t *x = c->acks_head;
     c->acks_head = x->next;
-    send_finish(x, &err);
+    send_finish(x, &err, false);
   }
   c->acks_tail = NULL;
 }
