@@ -18,7 +18,8 @@
  * handle left and uv_loop_close() == 0), trace_t / trace_add for event
  * order, temp_socket_path() for IPC paths removed at exit, server_port(),
  * closed_port(), have_ipv6(), find_tcp_fd() + int_sockopt() for options on
- * a descriptor the API hides, later() for one-shot timers.
+ * a descriptor the API hides, later() for one-shot timers, fd_count() and
+ * fd_is_open() for descriptor ownership.
  *
  * One test file includes this header once: everything here is static.
  */
@@ -31,7 +32,9 @@
 
 #include "cnet.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -463,5 +466,41 @@ int main(int argc, char **argv) {
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0 ? 1 : 0;
 }
+
+/* ---- descriptors (ownership checks) ------------------------------------ */
+
+/* Open descriptors of this process (the directory's own not counted). */
+HARNESS_FN int fd_count_now(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0;
+
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n - 1;
+}
+
+/* The count a case starts from. libuv opens a few descriptors once per
+ * process with the first loop (the signal lock pipe) and keeps them: make
+ * the first loop before counting. */
+HARNESS_FN int fd_count(void) {
+  static bool warm;
+
+  if (!warm) {
+    uv_loop_t l;
+    ASSERT_EQ(0, uv_loop_init(&l));
+    ASSERT_EQ(0, uv_loop_close(&l));
+    warm = true;
+  }
+  return fd_count_now();
+}
+
+HARNESS_FN bool fd_is_open(int fd) {
+  return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
+}
+
 
 #endif /* CNET_TEST_HARNESS_H */

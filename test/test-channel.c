@@ -24,39 +24,6 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 
-/* ---- descriptors --------------------------------------------------------- */
-
-static int fd_count_now(void) {
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  int n = 0;
-
-  ASSERT_NOT_NULL(d);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n - 1; /* the directory's own */
-}
-
-/* libuv opens a few descriptors once per process with its first loop (the
- * signal lock pipe) and keeps them: make that loop before counting. */
-static int fd_count(void) {
-  static bool warm;
-
-  if (!warm) {
-    uv_loop_t l;
-    ASSERT_EQ(0, uv_loop_init(&l));
-    ASSERT_EQ(0, uv_loop_close(&l));
-    warm = true;
-  }
-  return fd_count_now();
-}
-
-static bool fd_is_open(int fd) {
-  return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
-}
-
 /* Byte i of what test clients send (helper-channel.c has the same). */
 static unsigned char pattern_byte(size_t i) {
   return (unsigned char)(i % 251u);

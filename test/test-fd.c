@@ -30,39 +30,6 @@
 
 /* ---- descriptors --------------------------------------------------------- */
 
-/* Open descriptors of this process (the directory's own not counted). */
-static int fd_count_now(void) {
-  DIR *d = opendir("/proc/self/fd");
-  struct dirent *e;
-  int n = 0;
-
-  ASSERT_NOT_NULL(d);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n - 1;
-}
-
-/* The count a case starts from. libuv opens a few descriptors once per
- * process with the first loop (the signal lock pipe) and keeps them: make
- * the first loop before counting. */
-static int fd_count(void) {
-  static bool warm;
-
-  if (!warm) {
-    uv_loop_t l;
-    ASSERT_EQ(0, uv_loop_init(&l));
-    ASSERT_EQ(0, uv_loop_close(&l));
-    warm = true;
-  }
-  return fd_count_now();
-}
-
-static bool fd_is_open(int fd) {
-  return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
-}
-
 /* Up to n bytes from a plain descriptor, waiting at most ms for each part;
  * stops early at EOF. */
 static size_t peer_read(int fd, char *buf, size_t n, int ms) {

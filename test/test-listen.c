@@ -99,10 +99,6 @@ static void end_on_connect(cnet_socket_t *s, const cnet_event_t *ev,
   ASSERT_EQ(0, cnet_socket_end(s, NULL, 0, NULL, NULL));
 }
 
-static bool fd_is_open(int fd) {
-  return fcntl(fd, F_GETFD) != -1;
-}
-
 static void assert_fd_closed(int fd) {
   errno = 0;
   ASSERT_EQ(-1, fcntl(fd, F_GETFD));
