@@ -91,14 +91,20 @@ static void fill_address(cnet_address_t *out, int fd, bool peer) {
 }
 
 /* Beyond Node v20: the server's block_list turns a TCP peer away before
- * any 'connection'. */
-static bool is_blocked(const cnet_server_t *srv, int fd) {
-  cnet__sockaddr_t sa;
-  socklen_t len = sizeof(sa);
+ * any 'connection'. The peer it looked up is kept in *peer (peer->sa
+ * family AF_UNSPEC when it did not look), so admit() need not ask again. */
+static bool is_blocked(const cnet_server_t *srv, int fd,
+                       cnet__sockaddr_t *peer) {
+  socklen_t len = sizeof(*peer);
 
-  return srv->opts.block_list != NULL && !(srv->flags & SV_PIPE) &&
-         getpeername(fd, &sa.sa, &len) == 0 &&
-         cnet_block_list_check_sockaddr(srv->opts.block_list, &sa.sa);
+  peer->sa.sa_family = AF_UNSPEC;
+  if (srv->opts.block_list == NULL || (srv->flags & SV_PIPE))
+    return false;
+  if (getpeername(fd, &peer->sa, &len) != 0) {
+    peer->sa.sa_family = AF_UNSPEC;
+    return false;
+  }
+  return cnet_block_list_check_sockaddr(srv->opts.block_list, &peer->sa);
 }
 
 /* MC-01/02: past max_connections (or blocked) the connection is closed at
@@ -121,8 +127,8 @@ static void drop(cnet_server_t *srv, int fd, bool blocked) {
 }
 
 /* Gives fd a socket and emits 'connection'. false when memory ran out:
- * fd is then still the caller's. */
-static bool admit(cnet_server_t *srv, int fd) {
+ * fd is then still the caller's. peer: the peer if known already. */
+static bool admit(cnet_server_t *srv, int fd, const cnet__sockaddr_t *peer) {
   const cnet_server_options_t *o = &srv->opts;
   cnet__loop_t *L = srv->loop;
   cnet_socket_t *s = cnet__socket_alloc(L, o->allow_half_open,
@@ -157,8 +163,12 @@ static bool admit(cnet_server_t *srv, int fd) {
   s->flags |= S_CONNECTED | S_COUNTED;
   if (!ipc) { /* the peer, kept past 'close' as for connect() (ST-06) */
     int len = sizeof(s->remote);
-    if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0)
+    if (peer->sa.sa_family != AF_UNSPEC) {
+      s->remote = *peer;
       s->flags |= S_REMOTE_KNOWN;
+    } else if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0) {
+      s->flags |= S_REMOTE_KNOWN;
+    }
   }
   if (o->no_delay)
     s->flags |= S_NO_DELAY;
@@ -192,6 +202,7 @@ static void accept_some(cnet_server_t *srv, cnet__acceptor_t *lh) {
        n++) {
     unsigned max = srv->opts.max_connections;
     int fd = next_fd(lh);
+    cnet__sockaddr_t peer;
 
     if (fd == UV_EAGAIN) {
       lh->backoff_ms = 0;
@@ -202,12 +213,12 @@ static void accept_some(cnet_server_t *srv, cnet__acceptor_t *lh) {
       continue;
     }
     lh->backoff_ms = 0;
-    if (is_blocked(srv, fd)) {
+    if (is_blocked(srv, fd, &peer)) {
       srv->blocked++;
       drop(srv, fd, true);
     } else if (max != 0 && srv->connections >= max) {
       drop(srv, fd, false);
-    } else if (!admit(srv, fd)) {
+    } else if (!admit(srv, fd, &peer)) {
       lh->held_fd = fd; /* tried again after the back-off */
       accept_failed(srv, lh, UV_ENOMEM);
     }

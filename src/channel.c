@@ -18,18 +18,21 @@ enum { KIND_MESSAGE, KIND_SOCKET, KIND_SERVER, KIND_ACK };
 
 typedef struct cnet__send_s cnet__send_t;
 
+/* A libuv stream handle of either kind, for a descriptor that travels. */
+typedef union {
+  uv_handle_t handle;
+  uv_stream_t stream;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+} any_stream_t;
+
 struct cnet__send_s {
   uv_write_t req;
   cnet__send_t *next; /* waiting for an ack, oldest first */
   cnet_socket_t *ch;
   cnet_socket_t *sock;
   cnet_server_t *srv;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } *dup; /* the server's listening socket, duplicated to be sent */
+  any_stream_t *dup; /* the server's listening socket, duplicated to be sent */
   cnet_send_cb cb;
   void *ctx;
   bool keep_open;
@@ -385,12 +388,7 @@ static void take_closed(uv_handle_t *h) {
 /* A listening server from the pending descriptor. */
 static cnet_server_t *take_server(cnet_socket_t *ch, uv_handle_type type) {
   cnet__loop_t *L = ch->loop;
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } *h = cnet__xmalloc(sizeof(*h));
+  any_stream_t *h = cnet__xmalloc(sizeof(*h));
   cnet_server_t *srv = NULL;
   uv_os_fd_t fd;
   int own = -1;

@@ -48,7 +48,6 @@ struct cnet__connect_s {
   uv_timer_t deadline; /* connect_timeout */
   uint8_t open_timers; /* freed when detached and this reaches 0 */
   uint8_t mode;
-  bool ipc;
   cnet_lookup_t *lookup; /* the lookup in flight, if any */
   dest_t *dests;
   unsigned n_dests, next; /* next: the first destination not yet tried */
@@ -68,7 +67,6 @@ struct cnet__connect_s {
 
 struct cnet_lookup_s {
   cnet_socket_t *s; /* holds a reference until the answer is handled */
-  uv_loop_t *uv;
   cnet_lookup_options_t opts;
   int err;
   cnet_error_t *error; /* cnet_lookup_fail's, or NULL */
@@ -747,9 +745,11 @@ void cnet_lookup_done(cnet_lookup_t *req, int err,
                       const cnet_lookup_address_t *addrs, size_t n) {
   if (req == NULL)
     return;
+  if (err > 0)
+    err = UV_EAI_FAIL; /* not a code of ours: still a failed lookup */
   if (err == 0 && (n == 0 || addrs == NULL))
     err = UV_EAI_NONAME;
-  req->err = err < 0 ? err : 0;
+  req->err = err;
   if (err == 0) {
     req->answers = cnet__xmalloc(n * sizeof(dest_t));
     req->n = n;
@@ -771,7 +771,7 @@ void cnet_lookup_fail(cnet_lookup_t *req, const cnet_error_t *err) {
 }
 
 uv_loop_t *cnet_lookup_loop(const cnet_lookup_t *req) {
-  return req != NULL ? req->uv : NULL;
+  return req != NULL ? req->s->loop->uv : NULL;
 }
 
 static void on_system_answer(cnet__lookup_t *lk, int status,
@@ -828,7 +828,6 @@ static int start_lookup(cnet__connect_t *c, const cnet_connect_options_t *o,
   if (req == NULL)
     return UV_ENOMEM;
   req->s = c->s;
-  req->uv = c->loop->uv;
   snprintf(req->host, sizeof(req->host), "%s", c->host);
   req->opts.family = o->family;
   req->opts.hints = o->hints;
@@ -1059,7 +1058,6 @@ static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
     cnet_socket_once(s, CNET_EV_CONNECT, cb, ctx);
   s->flags |= S_CONNECTING;
   if (o->path != NULL) {
-    c->ipc = true;
     start_ipc(s, o->path, path_len);
     return 0;
   }

@@ -1100,6 +1100,32 @@ TEST_CASE(dn04_empty_answer_is_enotfound) {
   loop_finish(loop);
 }
 
+/* Bad input from a resolver never crashes: a positive err (no libuv code)
+ * answers as a failed lookup, EAI_FAIL, with the DNS error's shape. */
+static void answer_positive_err(cnet_lookup_t *req, const char *host,
+                                const cnet_lookup_options_t *opts,
+                                void *ctx) {
+  (void)host;
+  (void)opts;
+  (void)ctx;
+  cnet_lookup_done(req, 5, NULL, 0);
+}
+
+TEST_CASE(dn04_positive_err_answer_is_a_failed_lookup) {
+  uv_loop_t *loop = loop_new();
+  cnet_socket_t *s = watch(cnet_socket_new(loop, NULL));
+  cnet_connect_options_t o = {
+      .port = 4242, .host = "odd.test", .lookup = answer_positive_err};
+
+  reset();
+  ASSERT_EQ(0, do_connect(s, &o, NULL, NULL));
+  run_bounded(loop, 3000);
+  ASSERT_STR_EQ(T.buf, "lookup(EAI_FAIL) error(EAI_FAIL) close(true)");
+  ASSERT_STR_EQ(E.message, "getaddrinfo EAI_FAIL odd.test");
+  cnet_socket_free(s);
+  loop_finish(loop);
+}
+
 /* DN-05: the system resolver's failure for a name that cannot exist
  * (.invalid, RFC 6761): the same DNS error shape. */
 TEST_CASE(dn05_system_resolver_enotfound) {

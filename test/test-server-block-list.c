@@ -18,6 +18,7 @@
 typedef struct {
   int conns, drops, blocked_drops;
   cnet_address_t drop_local, drop_remote; /* of the last 'drop' */
+  cnet_address_t conn_remote;             /* of the last 'connection' */
   bool hold;                              /* keep accepted sockets open */
   cnet_socket_t *held[4];
   int n_held;
@@ -43,6 +44,7 @@ static void on_connection(cnet_server_t *srv, const cnet_event_t *ev,
   (void)srv;
   v->conns++;
   order_add(v, "connection");
+  cnet_socket_remote_address(c, &v->conn_remote); /* none for IPC */
   ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_ERROR, ignore_error, NULL));
   if (v->hold) {
     ASSERT(v->n_held < 4);
@@ -212,6 +214,10 @@ TEST_CASE(sbl02_only_blocked_sources_are_turned_away) {
   ASSERT_EQ(3, v.blocked_drops);
   ASSERT_EQ(3, cnet_server_blocked(srv));
   ASSERT_STR_EQ(v.drop_remote.address, "127.0.0.2");
+  /* an admitted peer's address is the one the block check looked up */
+  ASSERT_STR_EQ(v.conn_remote.address, "127.0.0.1");
+  ASSERT_EQ(4, v.conn_remote.family);
+  ASSERT_GT(v.conn_remote.port, 0);
   for (int i = 0; i < 3; i++) {
     ASSERT_EQ(2, ok[i].data);
     ASSERT(ok[i].closed);
