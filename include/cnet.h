@@ -299,6 +299,22 @@ CNET_EXTERN size_t cnet_server_listener_count(const cnet_server_t *srv,
  * another loop, run it with uv_run() as usual: cnet needs nothing more. */
 CNET_EXTERN int cnet_run(void);
 
+/* The allocator cnet and libuv use (libuv's uv_replace_allocator, which this
+ * calls too): C's malloc family unless replaced. Call it before any other
+ * cnet or libuv call, once; the functions must behave as C's do (realloc
+ * and calloc included). 0, or ERR_MISSING_ARGS if one is NULL. On a warm
+ * loop cnet allocates nothing per read, per write that completes at once,
+ * or per event: counting with this is how the tests check it. */
+typedef void *(*cnet_malloc_func)(size_t size);
+typedef void *(*cnet_realloc_func)(void *ptr, size_t size);
+typedef void *(*cnet_calloc_func)(size_t count, size_t size);
+typedef void (*cnet_free_func)(void *ptr);
+
+CNET_EXTERN int cnet_replace_allocator(cnet_malloc_func malloc_fn,
+                                       cnet_realloc_func realloc_fn,
+                                       cnet_calloc_func calloc_fn,
+                                       cnet_free_func free_fn);
+
 /* ------------------------------------------------------------------------ */
 /* IP utilities                                                              */
 

@@ -91,20 +91,16 @@ static void fill_address(cnet_address_t *out, int fd, bool peer) {
 }
 
 /* Beyond Node v20: the server's block_list turns a TCP peer away before
- * any 'connection'. The peer it looked up is kept in *peer (peer->sa
- * family AF_UNSPEC when it did not look), so admit() need not ask again. */
-static bool is_blocked(const cnet_server_t *srv, int fd,
-                       cnet__sockaddr_t *peer) {
-  socklen_t len = sizeof(*peer);
+ * any 'connection'. */
+static bool is_blocked(const cnet_server_t *srv, int fd) {
+  cnet__sockaddr_t peer;
+  socklen_t len = sizeof(peer);
 
-  peer->sa.sa_family = AF_UNSPEC;
   if (srv->opts.block_list == NULL || (srv->flags & SV_PIPE))
     return false;
-  if (getpeername(fd, &peer->sa, &len) != 0) {
-    peer->sa.sa_family = AF_UNSPEC;
+  if (getpeername(fd, &peer.sa, &len) != 0)
     return false;
-  }
-  return cnet_block_list_check_sockaddr(srv->opts.block_list, &peer->sa);
+  return cnet_block_list_check_sockaddr(srv->opts.block_list, &peer.sa);
 }
 
 /* MC-01/02: past max_connections (or blocked) the connection is closed at
@@ -127,18 +123,26 @@ static void drop(cnet_server_t *srv, int fd, bool blocked) {
 }
 
 /* Gives fd a socket and emits 'connection'. false when memory ran out:
- * fd is then still the caller's. peer: the peer if known already. */
-static bool admit(cnet_server_t *srv, int fd, const cnet__sockaddr_t *peer) {
+ * fd is then still the caller's. */
+static bool admit(cnet_server_t *srv, int fd) {
   const cnet_server_options_t *o = &srv->opts;
   cnet__loop_t *L = srv->loop;
-  cnet_socket_t *s = cnet__socket_alloc(L, o->allow_half_open,
-                                        o->high_water_mark);
-  cnet_event_t ev = {.type = CNET_EV_CONNECTION};
   bool ipc = (srv->flags & SV_PIPE) != 0;
+  cnet_socket_t *s = cnet__socket_alloc(L, o->allow_half_open,
+                                        o->high_water_mark, !ipc);
+  cnet_event_t ev = {.type = CNET_EV_CONNECTION};
+  unsigned delay = o->keep_alive_initial_delay / 1000; /* SV-03 */
   int err;
 
   if (s == NULL)
     return false;
+  if (delay != 0) {
+    if (cnet__socket_extra(s) == NULL) {
+      cnet__free(s);
+      return false;
+    }
+    s->extra->keep_alive_delay = delay;
+  }
   L->refs++;
   err = ipc ? uv_pipe_init(L->uv, &s->h.pipe, o->channel)
             : uv_tcp_init(L->uv, &s->h.tcp);
@@ -161,20 +165,10 @@ static bool admit(cnet_server_t *srv, int fd, const cnet__sockaddr_t *peer) {
     srv->conns->conn_prev = s;
   srv->conns = s;
   s->flags |= S_CONNECTED | S_COUNTED;
-  if (!ipc) { /* the peer, kept past 'close' as for connect() (ST-06) */
-    int len = sizeof(s->remote);
-    if (peer->sa.sa_family != AF_UNSPEC) {
-      s->remote = *peer;
-      s->flags |= S_REMOTE_KNOWN;
-    } else if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0) {
-      s->flags |= S_REMOTE_KNOWN;
-    }
-  }
   if (o->no_delay)
     s->flags |= S_NO_DELAY;
   if (o->keep_alive)
     s->flags |= S_KEEP_ALIVE;
-  s->keep_alive_delay = o->keep_alive_initial_delay / 1000; /* SV-03 */
   if (o->pause_on_connect)
     s->flags |= S_PAUSED; /* SV-07: not one byte read until resume() */
   cnet__socket_apply_options(s); /* SV-05/06: before 'connection' */
@@ -202,7 +196,6 @@ static void accept_some(cnet_server_t *srv, cnet__acceptor_t *lh) {
        n++) {
     unsigned max = srv->opts.max_connections;
     int fd = next_fd(lh);
-    cnet__sockaddr_t peer;
 
     if (fd == UV_EAGAIN) {
       lh->backoff_ms = 0;
@@ -213,12 +206,12 @@ static void accept_some(cnet_server_t *srv, cnet__acceptor_t *lh) {
       continue;
     }
     lh->backoff_ms = 0;
-    if (is_blocked(srv, fd, &peer)) {
+    if (is_blocked(srv, fd)) {
       srv->blocked++;
       drop(srv, fd, true);
     } else if (max != 0 && srv->connections >= max) {
       drop(srv, fd, false);
-    } else if (!admit(srv, fd, &peer)) {
+    } else if (!admit(srv, fd)) {
       lh->held_fd = fd; /* tried again after the back-off */
       accept_failed(srv, lh, UV_ENOMEM);
     }
@@ -267,7 +260,7 @@ static void on_backoff_done(uv_timer_t *timer) {
 /* ---- the listener's life ------------------------------------------------ */
 
 int cnet__acceptor_start(cnet_server_t *srv, int fd) {
-  cnet__acceptor_t *lh = calloc(1, sizeof(*lh));
+  cnet__acceptor_t *lh = cnet__calloc(1, sizeof(*lh));
   uv_loop_t *uv = srv->loop->uv;
   int err;
 
@@ -275,7 +268,7 @@ int cnet__acceptor_start(cnet_server_t *srv, int fd) {
     return UV_ENOMEM;
   err = uv_poll_init_socket(uv, &lh->poll, fd);
   if (err != 0) {
-    free(lh);
+    cnet__free(lh);
     return err;
   }
   uv_timer_init(uv, &lh->backoff);
@@ -303,7 +296,7 @@ static void on_acceptor_handle_closed(uv_handle_t *h) {
   cnet__acceptor_t *lh = h->data;
 
   if (--lh->handles == 0)
-    free(lh);
+    cnet__free(lh);
 }
 
 void cnet__acceptor_close(cnet__acceptor_t *lh) {

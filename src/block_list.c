@@ -337,7 +337,7 @@ static int insert(cnet_block_list_t *bl, const rule_t *r) {
   if (bl->len == bl->cap) {
     size_t cap = bl->cap != 0 ? bl->cap * 2 : 8;
     rule_t *rules = cap < SIZE_MAX / sizeof(*rules)
-                        ? realloc(bl->rules, cap * sizeof(*rules))
+                        ? cnet__realloc(bl->rules, cap * sizeof(*rules))
                         : NULL;
 
     if (rules == NULL) {
@@ -378,14 +378,14 @@ static size_t format_rule(const rule_t *r, char *buf, size_t size) {
 /* The public calls                                                         */
 
 cnet_block_list_t *cnet_block_list_new(void) {
-  cnet_block_list_t *bl = calloc(1, sizeof(*bl));
+  cnet_block_list_t *bl = cnet__calloc(1, sizeof(*bl));
 
   if (bl == NULL) {
     cnet__fail(UV_ENOMEM);
     return NULL;
   }
   if (uv_rwlock_init(&bl->lock) != 0) {
-    free(bl);
+    cnet__free(bl);
     cnet__fail(UV_ENOMEM);
     return NULL;
   }
@@ -396,8 +396,8 @@ void cnet_block_list_free(cnet_block_list_t *bl) {
   if (bl == NULL)
     return;
   uv_rwlock_destroy(&bl->lock);
-  free(bl->rules);
-  free(bl);
+  cnet__free(bl->rules);
+  cnet__free(bl);
 }
 
 int cnet_block_list_add_address(cnet_block_list_t *bl, const char *address,

@@ -62,7 +62,7 @@ bool cnet__is_channel(const cnet_socket_t *s) {
 int cnet__channel_attach(cnet_socket_t *s) {
   cnet__extra_t *x = cnet__socket_extra(s);
 
-  if (x == NULL || (x->channel = calloc(1, sizeof(*x->channel))) == NULL)
+  if (x == NULL || (x->channel = cnet__calloc(1, sizeof(*x->channel))) == NULL)
     return UV_ENOMEM;
   s->flags |= S_FLOWING; /* a channel always reads: messages, acks */
   return 0;
@@ -72,8 +72,8 @@ void cnet__channel_free(cnet_socket_t *s) {
   cnet__channel_t *c = channel_of(s);
 
   if (c != NULL) {
-    free(c->buf);
-    free(c);
+    cnet__free(c->buf);
+    cnet__free(c);
     s->extra->channel = NULL;
   }
 }
@@ -85,7 +85,7 @@ static void call_send_cb(cnet__send_t *x) {
     x->cb(x->ch, x->error.code != NULL ? &x->error : NULL, x->ctx);
   x->called = true;
   if (x->written) /* else on_sent frees it */
-    free(x);
+    cnet__free(x);
 }
 
 static void run_send_cb(cnet__tick_t *t) {
@@ -93,7 +93,7 @@ static void run_send_cb(cnet__tick_t *t) {
 }
 
 static void dup_closed(uv_handle_t *h) {
-  free(h);
+  cnet__free(h);
 }
 
 /* Calls cb once: at once from a libuv callback (so that the callback of a
@@ -160,7 +160,7 @@ static void on_sent(uv_write_t *req, int status) {
   cnet__loop_enter(L);
   x->written = true;
   if (x->called) { /* finished already (the channel went): only memory */
-    free(x);
+    cnet__free(x);
   } else if (x->done) {
     /* run_send_cb, still to come, frees it */
   } else if (status < 0) {
@@ -234,7 +234,7 @@ static int send_frame(cnet_socket_t *ch, int kind, const void *data,
     return cnet__fail(CNET_ERR_STREAM_NULL_VALUES);
   if ((ch->flags & (S_CONNECTED | S_DESTROYED | S_ENDING)) != S_CONNECTED)
     return cnet__fail(CNET_ERR_IPC_CHANNEL_CLOSED);
-  if ((x = calloc(1, sizeof(*x) + HEADER_LEN + len)) == NULL)
+  if ((x = cnet__calloc(1, sizeof(*x) + HEADER_LEN + len)) == NULL)
     return cnet__fail(UV_ENOMEM);
   x->ch = ch;
   x->cb = cb;
@@ -250,7 +250,7 @@ static int send_frame(cnet_socket_t *ch, int kind, const void *data,
   } else if (srv != NULL) {
     x->srv = srv;
     if ((err = dup_listener(x)) != 0) {
-      free(x);
+      cnet__free(x);
       return cnet__fail_errno(err, "send");
     }
     handle = &x->dup->stream;
@@ -260,7 +260,7 @@ static int send_frame(cnet_socket_t *ch, int kind, const void *data,
   if (err != 0) {
     if (x->dup != NULL)
       uv_close(&x->dup->handle, dup_closed);
-    free(x);
+    cnet__free(x);
     return cnet__fail_errno(err, "send");
   }
   cnet__socket_retain(ch);
@@ -356,8 +356,8 @@ static void on_ack(cnet_socket_t *ch, cnet__channel_t *c) {
 /* A socket from the pending descriptor: like an accepted one. */
 static cnet_socket_t *take_socket(cnet_socket_t *ch, uv_handle_type type) {
   cnet__loop_t *L = ch->loop;
-  cnet_socket_t *s = cnet__socket_alloc(L, false, 0);
   bool ipc = type == UV_NAMED_PIPE;
+  cnet_socket_t *s = cnet__socket_alloc(L, false, 0, !ipc);
   int err;
 
   if (s == NULL)
@@ -373,16 +373,11 @@ static cnet_socket_t *take_socket(cnet_socket_t *ch, uv_handle_type type) {
     cnet_socket_destroy(s, NULL);
     return NULL;
   }
-  if (!ipc) {
-    int len = sizeof(s->remote);
-    if (uv_tcp_getpeername(&s->h.tcp, &s->remote.sa, &len) == 0)
-      s->flags |= S_REMOTE_KNOWN;
-  }
   return s;
 }
 
 static void take_closed(uv_handle_t *h) {
-  free(h);
+  cnet__free(h);
 }
 
 /* A listening server from the pending descriptor. */
@@ -508,7 +503,7 @@ void cnet__channel_input(cnet_socket_t *ch, const char *base, size_t n) {
     char *p;
     while (cap < c->len + n)
       cap *= 2;
-    if ((p = realloc(c->buf, cap)) == NULL) {
+    if ((p = cnet__realloc(c->buf, cap)) == NULL) {
       cnet__socket_destroy_errno(ch, UV_ENOMEM, "read");
       return;
     }
@@ -524,7 +519,7 @@ void cnet__channel_input(cnet_socket_t *ch, const char *base, size_t n) {
   memmove(c->buf, c->buf + used, c->len - used);
   c->len -= used;
   if (c->len == 0) { /* an idle channel keeps no buffer */
-    free(c->buf);
+    cnet__free(c->buf);
     c->buf = NULL;
     c->cap = 0;
   }

@@ -122,13 +122,13 @@ static void on_timer_closed(uv_handle_t *h) {
 
   if (--c->open_timers != 0)
     return;
-  free(c->dests);
+  cnet__free(c->dests);
   cnet__loop_put(c->loop);
-  free(c);
+  cnet__free(c);
 }
 
 static cnet__connect_t *connect_new(cnet_socket_t *s) {
-  cnet__connect_t *c = calloc(1, sizeof(*c));
+  cnet__connect_t *c = cnet__calloc(1, sizeof(*c));
 
   if (c == NULL)
     return NULL;
@@ -145,7 +145,7 @@ static cnet__connect_t *connect_new(cnet_socket_t *s) {
 }
 
 static void attempt_closed(uv_handle_t *h) {
-  free(container_of(h, cnet__attempt_t, poll));
+  cnet__free(container_of(h, cnet__attempt_t, poll));
 }
 
 /* Stop watching an attempt and close its descriptor at once (unless it was
@@ -172,7 +172,7 @@ static void attempt_abandon(cnet__connect_t *c, cnet__attempt_t *a) {
 static void connect_detach(cnet__connect_t *c) {
   if (c->s == NULL)
     return;
-  c->s->connect = NULL;
+  c->s->extra->connect = NULL;
   c->s = NULL;
   c->lookup = NULL; /* its answer, when it comes, finds no connect */
   while (c->attempts != NULL)
@@ -184,8 +184,8 @@ static void connect_detach(cnet__connect_t *c) {
 /* destroy() while connecting: attempts and timers stop, a late lookup
  * answer is dropped (DN-08). */
 void cnet__connect_cancel(cnet_socket_t *s) {
-  if (s->connect != NULL)
-    connect_detach(s->connect);
+  if (s->extra != NULL && s->extra->connect != NULL)
+    connect_detach(s->extra->connect);
 }
 
 static void fail(cnet__connect_t *c, const cnet_error_t *err) {
@@ -259,8 +259,8 @@ static int log_open(cnet__connect_t *c) {
 
   if (x == NULL)
     return UV_ENOMEM;
-  free(x->attempts);
-  x->attempts = calloc(c->n_dests, sizeof(*x->attempts));
+  cnet__free(x->attempts);
+  x->attempts = cnet__calloc(c->n_dests, sizeof(*x->attempts));
   x->n_attempts = 0;
   return x->attempts != NULL ? 0 : UV_ENOMEM;
 }
@@ -714,19 +714,19 @@ static void lookup_answered(cnet__connect_t *c, cnet_lookup_t *req) {
 }
 
 static void lookup_free(cnet_lookup_t *req) {
-  free(req->answers);
-  free(req->error);
-  free(req);
+  cnet__free(req->answers);
+  cnet__free(req->error);
+  cnet__free(req);
 }
 
 static void run_lookup_answer(cnet__tick_t *t) {
   cnet_lookup_t *req = t->p1;
   cnet_socket_t *s = req->s;
-  cnet__connect_t *c = s->connect;
+  cnet__connect_t *c = s->extra->connect;
 
   if (c != NULL && c->lookup == req && !(s->flags & S_DESTROYED)) {
     c->lookup = NULL;
-    if (req->n != 0 && (c->dests = calloc(req->n, sizeof(dest_t))) == NULL)
+    if (req->n != 0 && (c->dests = cnet__calloc(req->n, sizeof(dest_t))) == NULL)
       cnet__socket_destroy_errno(s, UV_ENOMEM, "connect");
     else
       lookup_answered(c, req);
@@ -802,8 +802,8 @@ static void on_system_answer(cnet__lookup_t *lk, int status,
   if (res != NULL)
     uv_freeaddrinfo(res);
   cnet_lookup_done(req, status, list, n);
-  free(list);
-  free(text);
+  cnet__free(list);
+  cnet__free(text);
 }
 
 void cnet_lookup_system(cnet_lookup_t *req, const char *host,
@@ -822,7 +822,7 @@ void cnet_lookup_system(cnet_lookup_t *req, const char *host,
 
 static int start_lookup(cnet__connect_t *c, const cnet_connect_options_t *o,
                         bool all) {
-  cnet_lookup_t *req = calloc(1, sizeof(*req));
+  cnet_lookup_t *req = cnet__calloc(1, sizeof(*req));
   cnet_lookup_fn fn = o->lookup != NULL ? o->lookup : cnet_lookup_system;
 
   if (req == NULL)
@@ -845,7 +845,7 @@ static int start_lookup(cnet__connect_t *c, const cnet_connect_options_t *o,
 
 static void run_ipc_connected(cnet__tick_t *t) {
   cnet_socket_t *s = t->obj;
-  cnet__connect_t *c = s->connect;
+  cnet__connect_t *c = s->extra->connect;
   cnet_error_t err;
 
   if ((s->flags & S_DESTROYED) || c == NULL)
@@ -866,7 +866,7 @@ static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
   int fd;
   int err = cnet__connect_unix(path, len, &fd);
 
-  cnet__pipe_display(s->connect->address, path, len);
+  cnet__pipe_display(s->extra->connect->address, path, len);
   if (fd >= 0) {
     int open_err = uv_pipe_open(&s->h.pipe, fd);
     if (open_err != 0) {
@@ -884,8 +884,8 @@ static void start_ipc(cnet_socket_t *s, const char *path, size_t len) {
 static void run_literal(cnet__tick_t *t) {
   cnet_socket_t *s = t->obj;
 
-  if (!(s->flags & S_DESTROYED) && s->connect != NULL)
-    connect_dests(s->connect);
+  if (!(s->flags & S_DESTROYED) && s->extra->connect != NULL)
+    connect_dests(s->extra->connect);
 }
 
 static int check_options(const cnet_socket_t *s,
@@ -900,6 +900,10 @@ static int check_options(const cnet_socket_t *s,
   if ((s->flags & (S_CONNECTING | S_CONNECTED | S_HANDLE_OPEN)) &&
       !((s->flags & S_DESTROYED) && !(s->flags & S_HANDLE_OPEN)))
     return cnet__fail_errno(UV_EBUSY, "connect");
+  if (o->path != NULL && (s->flags & S_TCP_ONLY)) /* decision 30 */
+    return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.path'",
+                      "cannot be used by a socket a TCP server accepted",
+                      o->path);
   if (o->path != NULL) {
     *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
     err = cnet__check_pipe_path(o->path, *path_len);
@@ -955,15 +959,15 @@ static int connect_mode(const cnet_connect_options_t *o) {
  * _undestroy keeps readableFlowing: 'data' listeners hear the new
  * connection). */
 static void reset_for_connect(cnet_socket_t *s) {
-  uint32_t keep = S_USER_REF | S_HALF_OPEN | S_UNREF | S_NO_DELAY |
-                  S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
+  uint32_t keep = S_TCP_ONLY | S_USER_REF | S_HALF_OPEN | S_UNREF |
+                  S_NO_DELAY | S_KEEP_ALIVE | S_PAUSED | S_FLOWING;
 
   s->flags &= keep;
   cnet__channel_free(s); /* the new connect's options say again */
-  free(s->pending_error);
-  s->pending_error = NULL;
   if (s->extra != NULL) {
-    free(s->extra->attempts);
+    cnet__free(s->extra->pending_error);
+    s->extra->pending_error = NULL;
+    cnet__free(s->extra->attempts);
     s->extra->attempts = NULL;
     s->extra->n_attempts = 0;
   }
@@ -1012,7 +1016,7 @@ static int start_tcp(cnet__connect_t *c, const cnet_connect_options_t *o) {
                                                   : c->connect_timeout,
                    0);
   if (family != 0) { /* DN-01: no lookup, no 'lookup' */
-    if ((c->dests = calloc(1, sizeof(dest_t))) == NULL)
+    if ((c->dests = cnet__calloc(1, sizeof(dest_t))) == NULL)
       return UV_ENOMEM;
     dest_set(&c->dests[0], c->host, family);
     c->n_dests = 1;
@@ -1045,11 +1049,11 @@ static int connect_options(cnet_socket_t *s, const cnet_connect_options_t *o,
     return cnet__fail(UV_ENOMEM);
   if ((err = init_handle(s, o->path != NULL, cnet__is_channel(s))) != 0)
     return cnet__fail_errno(err, "connect");
-  if ((c = connect_new(s)) == NULL) {
+  if (cnet__socket_extra(s) == NULL || (c = connect_new(s)) == NULL) {
     cnet__socket_destroy_errno(s, UV_ENOMEM, "connect");
     return 0;
   }
-  s->connect = c;
+  s->extra->connect = c;
   if (o->no_delay)
     s->flags |= S_NO_DELAY;
   if (o->keep_alive)

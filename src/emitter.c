@@ -2,10 +2,11 @@
  * while listeners add and remove listeners or destroy their object.
  *
  * One flat array for every event type: real sockets have a handful of
- * listeners, so a scan beats a table per type, and two slots live inline so
- * that a socket with one or two listeners allocates nothing. Slots never
- * shift while an emit runs; removal marks a slot dead and the outermost emit
- * compacts afterwards. */
+ * listeners, so a scan beats a table per type, and two slots live inline
+ * (sharing their room with the heap pointer they become) so that a socket
+ * with one or two listeners allocates nothing. Slots never shift while an
+ * emit runs; removal marks a slot dead and the outermost emit compacts
+ * afterwards. */
 #include "internal.h"
 
 static const char *const event_names[] = {
@@ -22,21 +23,28 @@ const char *cnet_event_name(cnet_event_type_t type) {
 
 void cnet__emitter_init(cnet__emitter_t *em) {
   memset(em, 0, sizeof(*em));
-  em->items = em->inline_;
-  em->cap = ARRAY_SIZE(em->inline_);
+  em->cap = CNET__INLINE_LISTENERS;
+}
+
+static bool inline_items(const cnet__emitter_t *em) {
+  return em->cap == CNET__INLINE_LISTENERS;
+}
+
+static cnet__listener_t *items_of(const cnet__emitter_t *em) {
+  return inline_items(em) ? (cnet__listener_t *)em->u.inline_ : em->u.heap;
 }
 
 void cnet__emitter_free(cnet__emitter_t *em) {
   assert(em->emitting == 0);
-  if (em->items != em->inline_)
-    free(em->items);
+  if (!inline_items(em))
+    cnet__free(em->u.heap);
   cnet__emitter_init(em);
 }
 
 /* Drops dead slots and moves listeners prepended during an emit to the
  * front, keeping everyone's relative order. */
 static void emitter_compact(cnet__emitter_t *em) {
-  cnet__listener_t *it = em->items;
+  cnet__listener_t *it = items_of(em);
   uint16_t n = 0, front = 0;
 
   for (uint16_t i = 0; i < em->len; i++) {
@@ -57,7 +65,7 @@ static void emitter_compact(cnet__emitter_t *em) {
 }
 
 static void emitter_kill(cnet__emitter_t *em, unsigned i) {
-  em->items[i].fn = NULL;
+  items_of(em)[i].fn = NULL;
   em->dead++;
   if (em->emitting == 0)
     emitter_compact(em);
@@ -69,16 +77,16 @@ static int emitter_grow(cnet__emitter_t *em) {
 
   if (cap < em->cap) /* 65536 listeners on one object */
     return UV_ENOMEM;
-  if (em->items == em->inline_) {
-    items = malloc(cap * sizeof(*items));
+  if (inline_items(em)) {
+    items = cnet__malloc(cap * sizeof(*items));
     if (items != NULL)
-      memcpy(items, em->inline_, em->len * sizeof(*items));
+      memcpy(items, em->u.inline_, em->len * sizeof(*items));
   } else {
-    items = realloc(em->items, cap * sizeof(*items));
+    items = cnet__realloc(em->u.heap, cap * sizeof(*items));
   }
   if (items == NULL)
     return UV_ENOMEM;
-  em->items = items;
+  em->u.heap = items;
   em->cap = cap;
   return 0;
 }
@@ -92,13 +100,14 @@ int cnet__emitter_add(cnet__emitter_t *em, cnet_event_type_t type,
   if (em->len == em->cap && emitter_grow(em) != 0)
     return UV_ENOMEM;
   if (prepend && em->emitting == 0) {
-    memmove(&em->items[1], &em->items[0], em->len * sizeof(l));
-    em->items[0] = l;
+    cnet__listener_t *it = items_of(em);
+    memmove(&it[1], &it[0], em->len * sizeof(l));
+    it[0] = l;
   } else {
     /* During an emit, a prepended listener waits at the end (it would not
      * run in this emit anyway) and is moved first by the compaction. */
     l.prepend = prepend;
-    em->items[em->len] = l;
+    items_of(em)[em->len] = l;
     if (prepend)
       em->dead++; /* forces a compaction when the emit ends */
   }
@@ -109,7 +118,7 @@ int cnet__emitter_add(cnet__emitter_t *em, cnet_event_type_t type,
 void cnet__emitter_remove(cnet__emitter_t *em, cnet_event_type_t type,
                           cnet__any_fn fn, void *ctx) {
   for (unsigned i = em->len; i-- > 0;) {
-    cnet__listener_t *l = &em->items[i];
+    cnet__listener_t *l = &items_of(em)[i];
     if (l->fn == fn && l->ctx == ctx && l->type == type) {
       emitter_kill(em, i);
       return;
@@ -118,16 +127,19 @@ void cnet__emitter_remove(cnet__emitter_t *em, cnet_event_type_t type,
 }
 
 void cnet__emitter_remove_type(cnet__emitter_t *em, cnet_event_type_t type) {
+  cnet__listener_t *it = items_of(em); /* compaction keeps the storage */
+
   for (unsigned i = em->len; i-- > 0;)
-    if (em->items[i].fn != NULL && em->items[i].type == type)
+    if (it[i].fn != NULL && it[i].type == type)
       emitter_kill(em, i);
 }
 
 size_t cnet__emitter_count(const cnet__emitter_t *em, cnet_event_type_t type) {
+  const cnet__listener_t *it = items_of(em);
   size_t n = 0;
 
   for (unsigned i = 0; i < em->len; i++)
-    n += em->items[i].fn != NULL && em->items[i].type == type;
+    n += it[i].fn != NULL && it[i].type == type;
   return n;
 }
 
@@ -141,7 +153,7 @@ size_t cnet__emit(cnet__emitter_t *em, void *self, const cnet_event_t *ev,
 
   em->emitting++;
   for (unsigned i = 0; i < n; i++) {
-    cnet__listener_t l = em->items[i];
+    cnet__listener_t l = items_of(em)[i];
     if (l.fn == NULL || l.type != ev->type || l.prepend)
       continue;
     if (l.once)

@@ -24,6 +24,29 @@
 
 /* ---- allocation ---------------------------------------------------------- */
 
+/* Every allocation goes through cnet_replace_allocator's functions. */
+typedef struct {
+  cnet_malloc_func malloc;
+  cnet_realloc_func realloc;
+  cnet_calloc_func calloc;
+  cnet_free_func free;
+} cnet__allocator_t;
+
+extern cnet__allocator_t cnet__allocator;
+
+static inline void *cnet__malloc(size_t n) {
+  return cnet__allocator.malloc(n);
+}
+static inline void *cnet__calloc(size_t n, size_t size) {
+  return cnet__allocator.calloc(n, size);
+}
+static inline void *cnet__realloc(void *p, size_t n) {
+  return cnet__allocator.realloc(p, n);
+}
+static inline void cnet__free(void *p) {
+  cnet__allocator.free(p);
+}
+
 /* Out of memory where the API has no way to report it (deferring an event):
  * print one line and abort, rather than lose an event silently. */
 void *cnet__xmalloc(size_t n);
@@ -40,12 +63,16 @@ typedef struct {
   uint8_t prepend; /* added by prepend during an emit: moved first later */
 } cnet__listener_t;
 
+#define CNET__INLINE_LISTENERS 2
+
 typedef struct {
-  cnet__listener_t *items; /* points at inline_ until it grows */
+  union { /* inline_ while cap is CNET__INLINE_LISTENERS, then heap */
+    cnet__listener_t inline_[CNET__INLINE_LISTENERS];
+    cnet__listener_t *heap;
+  } u;
   uint16_t len, cap;
   uint16_t emitting; /* nesting depth of running emits */
   uint16_t dead;     /* removed slots waiting for compaction */
-  cnet__listener_t inline_[2];
 } cnet__emitter_t;
 
 typedef void (*cnet__invoke_fn)(void *self, cnet__any_fn fn,
@@ -89,6 +116,8 @@ typedef struct cnet__loop_s {
   unsigned depth;   /* nesting of cnet callbacks now running */
   cnet__tick_t *head, *tail, *free_ticks;
   char *slab;       /* the loop-wide read buffer (Node's slab) */
+  uv_write_t *free_wreqs; /* write requests to reuse, linked by ->data */
+  unsigned n_free_wreqs;
   struct cnet__loop_s *next; /* the process-wide registry */
 } cnet__loop_t;
 
@@ -202,6 +231,7 @@ enum {
   S_BUSY = 1u << 24,     /* read something since the write queue emptied */
   S_IDLE_CHECK = 1u << 25, /* a graceful close's idle check is queued */
   S_RESET = 1u << 26,     /* resetAndDestroy: close with RST */
+  S_TCP_ONLY = 1u << 27,  /* allocated with room for a uv_tcp_t only */
 };
 
 /* One connection attempt of an autoselecting connect (connect.c): Node's
@@ -213,15 +243,26 @@ typedef struct cnet__attempt_record_s {
 } cnet__attempt_record_t;
 
 /* What only some sockets use, allocated on first use so that a plain
- * connection does not pay for it: the decoder of setEncoding, the onread
- * option, the idle timer of setTimeout, and the attempt log of a connect
- * that autoselected among several addresses. */
+ * accepted connection does not pay for it (issue 6: bytes per idle
+ * connection): a connect in progress and its attempt log, end()'s
+ * callbacks, a pending error, bytes read before anyone consumed them, the
+ * cached peer address, keep-alive's delay, the decoder of setEncoding, the
+ * onread option, and the idle timer of setTimeout. */
 typedef struct cnet__channel_s cnet__channel_t;
+typedef struct cnet__connect_s cnet__connect_t;
+typedef struct cnet__end_cb_s cnet__end_cb_t;
 
 typedef struct cnet__extra_s {
   cnet__channel_t *channel; /* a channel's frames and sends (channel.c) */
+  cnet__connect_t *connect; /* while connecting (connect.c) */
   cnet__attempt_record_t *attempts;
   unsigned n_attempts;
+  uint32_t keep_alive_delay; /* seconds */
+  cnet__end_cb_t *end_cbs;   /* end()'s callbacks, in order */
+  cnet_error_t *pending_error; /* to emit before 'close' */
+  char *unread;              /* bytes read before anyone consumed them */
+  size_t unread_len;
+  cnet__sockaddr_t remote;   /* cached when first known (S_REMOTE_KNOWN) */
   cnet_decoder_t decoder;
   cnet_onread_t onread;
   uv_timer_t timer;     /* setTimeout's; initialised on first use */
@@ -234,17 +275,9 @@ typedef struct cnet__extra_s {
 } cnet__extra_t;
 
 typedef struct cnet__chunk_s cnet__chunk_t;
-typedef struct cnet__connect_s cnet__connect_t;
 typedef struct cnet__pipe_s cnet__pipe_t;
-typedef struct cnet__end_cb_s cnet__end_cb_t;
 
 struct cnet_socket_s {
-  union {
-    uv_handle_t handle;
-    uv_stream_t stream;
-    uv_tcp_t tcp;
-    uv_pipe_t pipe;
-  } h; /* first, and never moves while open (libuv's rule) */
   cnet__loop_t *loop;
   cnet__emitter_t emitter;
   uint32_t refs; /* user + open handle + running emits + pending requests */
@@ -252,25 +285,26 @@ struct cnet_socket_s {
   void *data;
   cnet_server_t *server;
   cnet__chunk_t *wq_head, *wq_tail; /* queued writes, oldest first */
-  unsigned wq_inflight;             /* chunks from head inside uv_write */
-  uv_write_t *wreq;                 /* kept once a socket has queued */
   size_t writable_length;
   uint64_t bytes_read, bytes_written;
-  cnet__end_cb_t *end_cbs;
   cnet__pipe_t *pipes;    /* pipes whose source this is */
   cnet__pipe_t *drain_waiters; /* pipes paused until this socket drains */
-  cnet_error_t *pending_error; /* to emit before 'close' */
-  cnet__connect_t *connect;    /* while connecting */
-  char *unread;           /* bytes read before anyone consumed them */
-  size_t unread_len;
-  uint32_t hwm;
-  uint32_t keep_alive_delay; /* seconds */
-  cnet__sockaddr_t remote;   /* cached on first read, kept after close */
   /* accepted: the server's list of open connections (for close_idle and
    * the graceful-close deadline) */
   cnet_socket_t *conn_prev, *conn_next;
-  cnet__extra_t *extra;
-  uint16_t corked; /* cork() depth */
+  cnet__extra_t *extra;  /* what few sockets use; NULL until then */
+  uint32_t hwm;
+  uint16_t wq_inflight;  /* chunks from head inside uv_write */
+  uint16_t corked;       /* cork() depth */
+  /* Last, so that a socket known to be TCP for life (S_TCP_ONLY: accepted
+   * by a TCP server) is allocated without the larger uv_pipe_t's tail.
+   * Never moves while open (libuv's rule). */
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
 };
 
 void cnet__socket_retain(cnet_socket_t *s);
@@ -317,7 +351,7 @@ cnet__extra_t *cnet__socket_extra(cnet_socket_t *s);
 
 /* socket.c: used by server.c for accepted sockets. */
 cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
-                                  size_t hwm);
+                                  size_t hwm, bool tcp_only);
 void cnet__socket_apply_options(cnet_socket_t *s);
 
 /* ---- server (server.c, accept.c) ----------------------------------------- */

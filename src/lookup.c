@@ -20,7 +20,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   lk->cb(lk, status, status == 0 ? res : NULL, lk->data);
   if (status != 0 && res != NULL)
     uv_freeaddrinfo(res);
-  free(lk);
+  cnet__free(lk);
   cnet__loop_leave(L);
   cnet__loop_put(L);
 }
@@ -35,7 +35,7 @@ int cnet__lookup(cnet__loop_t *L, const char *host, int family, int ai_flags,
   hints.ai_family = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = ai_flags;
-  lk = malloc(sizeof(*lk));
+  lk = cnet__malloc(sizeof(*lk));
   if (lk == NULL)
     return UV_ENOMEM;
   lk->loop = L;
@@ -43,7 +43,7 @@ int cnet__lookup(cnet__loop_t *L, const char *host, int family, int ai_flags,
   lk->data = data;
   err = uv_getaddrinfo(L->uv, &lk->req, on_resolved, host, NULL, &hints);
   if (err != 0) {
-    free(lk);
+    cnet__free(lk);
     return err;
   }
   L->refs++; /* the loop state stays while the request is out */

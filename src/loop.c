@@ -30,16 +30,6 @@ static void registry_init(void) {
   }
 }
 
-void *cnet__xmalloc(size_t n) {
-  void *p = malloc(n);
-
-  if (p == NULL) {
-    fprintf(stderr, "cnet: out of memory (%zu bytes)\n", n);
-    abort();
-  }
-  return p;
-}
-
 static void on_idle(uv_idle_t *idle) {
   cnet__loop_t *L = container_of(idle, cnet__loop_t, idle);
 
@@ -53,15 +43,20 @@ static void on_loop_closed(uv_handle_t *h) {
   while (L->free_ticks != NULL) {
     cnet__tick_t *t = L->free_ticks;
     L->free_ticks = t->next;
-    free(t);
+    cnet__free(t);
   }
-  free(L->slab);
-  free(L->text);
-  free(L);
+  while (L->free_wreqs != NULL) {
+    uv_write_t *req = L->free_wreqs;
+    L->free_wreqs = req->data;
+    cnet__free(req);
+  }
+  cnet__free(L->slab);
+  cnet__free(L->text);
+  cnet__free(L);
 }
 
 static cnet__loop_t *loop_create(uv_loop_t *uv) {
-  cnet__loop_t *L = calloc(1, sizeof(*L));
+  cnet__loop_t *L = cnet__calloc(1, sizeof(*L));
 
   if (L == NULL)
     return NULL;

@@ -41,8 +41,8 @@ void cnet__server_release(cnet_server_t *srv) {
     return;
   assert(srv->lh == NULL && srv->deadline == NULL);
   cnet__emitter_free(&srv->emitter);
-  free(srv->path);
-  free(srv);
+  cnet__free(srv->path);
+  cnet__free(srv);
   cnet__loop_put(L);
 }
 
@@ -78,7 +78,7 @@ static void run_error(cnet__tick_t *t) {
     cnet__unhandled_error("server", err);
   else
     cnet__server_emit(srv, &ev);
-  free(err);
+  cnet__free(err);
 }
 
 void cnet__server_defer_error(cnet_server_t *srv, const cnet_error_t *err) {
@@ -97,7 +97,7 @@ static void detach_listener(cnet_server_t *srv) {
   if (srv->path != NULL) { /* CL-07: we made the file, we remove it */
     if (srv->path[0] != '\0')
       unlink(srv->path);
-    free(srv->path);
+    cnet__free(srv->path);
     srv->path = NULL;
   }
 }
@@ -200,12 +200,12 @@ static void on_listen_lookup(cnet__lookup_t *req, int status,
   }
   if (res != NULL)
     uv_freeaddrinfo(res);
-  free(ll);
+  cnet__free(ll);
   cnet__server_release(srv);
 }
 
 static int listen_name(cnet_server_t *srv, const cnet_listen_options_t *o) {
-  listen_lookup_t *ll = calloc(1, sizeof(*ll));
+  listen_lookup_t *ll = cnet__calloc(1, sizeof(*ll));
   int err;
 
   if (ll == NULL)
@@ -220,7 +220,7 @@ static int listen_name(cnet_server_t *srv, const cnet_listen_options_t *o) {
   err = cnet__lookup(srv->loop, o->host, 0, AI_ADDRCONFIG, on_listen_lookup,
                      ll);
   if (err != 0) {
-    free(ll);
+    cnet__free(ll);
     return cnet__fail_errno(err, "getaddrinfo");
   }
   srv->refs++;
@@ -233,7 +233,7 @@ static int listen_pipe(cnet_server_t *srv, const cnet_listen_options_t *o,
   char shown[CNET_ADDR_MAX];
   int fd, err;
 
-  if ((srv->path = malloc(len + 1)) == NULL)
+  if ((srv->path = cnet__malloc(len + 1)) == NULL)
     return cnet__fail(UV_ENOMEM);
   memcpy(srv->path, o->path, len);
   srv->path[len] = '\0';
@@ -247,7 +247,7 @@ static int listen_pipe(cnet_server_t *srv, const cnet_listen_options_t *o,
         unlink(srv->path);
     }
     err = fd < 0 ? fd : err;
-    free(srv->path); /* IP-C-07: a file we did not make is not ours */
+    cnet__free(srv->path); /* IP-C-07: a file we did not make is not ours */
     srv->path = NULL;
     /* libuv reports a missing directory as EACCES, and Node with it */
     if (err == UV_ENOENT)
@@ -321,7 +321,7 @@ static int check_listen(const cnet_server_t *srv,
 static void on_deadline_closed(uv_handle_t *h) {
   cnet_server_t *srv = h->data;
 
-  free(h);
+  cnet__free(h);
   cnet__server_release(srv);
 }
 
@@ -574,7 +574,7 @@ int cnet_server_close_gracefully(cnet_server_t *srv, uint64_t deadline_ms,
   if (srv == NULL)
     return cnet__fail(UV_EINVAL);
   if (deadline_ms != 0 && srv->deadline == NULL && srv->connections != 0 &&
-      (timer = malloc(sizeof(*timer))) == NULL)
+      (timer = cnet__malloc(sizeof(*timer))) == NULL)
     return cnet__fail(UV_ENOMEM); /* nothing done yet */
   cnet_server_close(srv, cb, ctx);
   if (srv->connections == 0)
@@ -598,7 +598,7 @@ cnet_server_t *cnet_create_server(uv_loop_t *loop,
                                   cnet_server_listener connection_listener,
                                   void *ctx) {
   cnet__loop_t *L = cnet__loop_get(loop);
-  cnet_server_t *srv = L != NULL ? calloc(1, sizeof(*srv)) : NULL;
+  cnet_server_t *srv = L != NULL ? cnet__calloc(1, sizeof(*srv)) : NULL;
 
   if (srv == NULL) {
     if (L != NULL)

@@ -26,15 +26,16 @@ __attribute__((noinline)) static void socket_free(cnet_socket_t *s) {
   cnet__loop_t *L = s->loop;
 
   cnet__stream_free(s);
-  if (s->extra != NULL)
-    free(s->extra->attempts);
+  if (s->extra != NULL) {
+    cnet__free(s->extra->attempts);
+    cnet__free(s->extra->pending_error);
+  }
   cnet__channel_free(s);
-  free(s->extra);
+  cnet__free(s->extra);
   cnet__emitter_free(&s->emitter);
-  free(s->pending_error);
   if (s->server != NULL)
     cnet__server_release(s->server);
-  free(s);
+  cnet__free(s);
   cnet__loop_put(L);
 }
 
@@ -76,11 +77,15 @@ cnet__tick_t *cnet__socket_defer(cnet_socket_t *s, cnet__tick_fn fn, void *p1,
 }
 
 cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
-                                  size_t hwm) {
-  cnet_socket_t *s = calloc(1, sizeof(*s));
+                                  size_t hwm, bool tcp_only) {
+  size_t size = tcp_only ? offsetof(cnet_socket_t, h) + sizeof(uv_tcp_t)
+                         : sizeof(cnet_socket_t);
+  cnet_socket_t *s = cnet__calloc(1, size);
 
   if (s == NULL)
     return NULL;
+  if (tcp_only)
+    s->flags |= S_TCP_ONLY;
   s->loop = L;
   cnet__emitter_init(&s->emitter);
   s->hwm = hwm != 0 && hwm <= UINT32_MAX ? (uint32_t)hwm : CNET__DEFAULT_HWM;
@@ -91,7 +96,16 @@ cnet_socket_t *cnet__socket_alloc(cnet__loop_t *L, bool half_open,
 
 cnet__extra_t *cnet__socket_extra(cnet_socket_t *s) {
   if (s->extra == NULL)
-    s->extra = calloc(1, sizeof(*s->extra));
+    s->extra = cnet__calloc(1, sizeof(*s->extra));
+  return s->extra;
+}
+
+/* Where the API has no way to report running out of memory. */
+static cnet__extra_t *socket_xextra(cnet_socket_t *s) {
+  if (s->extra == NULL) {
+    s->extra = cnet__xmalloc(sizeof(*s->extra));
+    memset(s->extra, 0, sizeof(*s->extra));
+  }
   return s->extra;
 }
 
@@ -201,7 +215,7 @@ cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
     return NULL;
   L = cnet__loop_get(loop);
   s = L != NULL ? cnet__socket_alloc(L, opts->allow_half_open,
-                                     opts->high_water_mark)
+                                     opts->high_water_mark, false)
                 : NULL;
   if (s == NULL) {
     if (L != NULL)
@@ -227,7 +241,7 @@ cnet_socket_t *cnet_socket_new(uv_loop_t *loop,
 /* EN-10: 'error' at most once, always before 'close'. With nobody listening
  * it goes to the unhandled-error handler instead of killing the process. */
 static void emit_pending_error(cnet_socket_t *s) {
-  cnet_error_t *err = s->pending_error;
+  cnet_error_t *err = s->extra != NULL ? s->extra->pending_error : NULL;
   cnet_event_t ev = {.type = CNET_EV_ERROR};
 
   if (err == NULL || (s->flags & S_ERROR_EMITTED))
@@ -273,8 +287,9 @@ void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err) {
     return; /* idempotent, like Node's destroy() */
   s->flags |= S_DESTROYED;
   if (err != NULL) {
-    s->pending_error = cnet__xmalloc(sizeof(*s->pending_error));
-    *s->pending_error = *err;
+    cnet__extra_t *x = socket_xextra(s);
+    x->pending_error = cnet__xmalloc(sizeof(*x->pending_error));
+    *x->pending_error = *err;
     s->flags |= S_HAD_ERROR;
     cnet__socket_defer(s, run_pending_error, NULL, NULL, 0);
   }
@@ -343,18 +358,22 @@ void cnet_socket_release(cnet_socket_t *s) {
 
 /* ---- connecting (the rest is in connect.c) ----------------------------- */
 
+static unsigned keep_alive_delay(const cnet_socket_t *s) {
+  return s->extra != NULL ? s->extra->keep_alive_delay : 0;
+}
+
 void cnet__socket_apply_options(cnet_socket_t *s) {
   if (s->flags & S_PIPE)
     return;
   if (s->flags & S_NO_DELAY)
     uv_tcp_nodelay(&s->h.tcp, 1);
   if (s->flags & S_KEEP_ALIVE)
-    uv_tcp_keepalive(&s->h.tcp, 1, s->keep_alive_delay);
+    uv_tcp_keepalive(&s->h.tcp, 1, keep_alive_delay(s));
 }
 
 void cnet__socket_connected(cnet_socket_t *s, const cnet__sockaddr_t *remote) {
-  if (remote != NULL) {
-    s->remote = *remote;
+  if (remote != NULL && s->extra != NULL) { /* a connect has an extra */
+    s->extra->remote = *remote;
     s->flags |= S_REMOTE_KNOWN;
   }
   s->flags = (s->flags & ~S_CONNECTING) | S_CONNECTED;
@@ -388,11 +407,15 @@ void cnet_socket_set_keep_alive(cnet_socket_t *s, bool enable,
   if (s == NULL)
     return;
   /* OP-03: whole seconds; 0 leaves the delay as it was. */
-  delay = initial_delay_ms != 0 ? initial_delay_ms / 1000 : s->keep_alive_delay;
-  if (enable == !!(s->flags & S_KEEP_ALIVE) && delay == s->keep_alive_delay)
+  delay = initial_delay_ms != 0 ? initial_delay_ms / 1000 : keep_alive_delay(s);
+  if (enable == !!(s->flags & S_KEEP_ALIVE) && delay == keep_alive_delay(s))
     return;
+  if (delay != keep_alive_delay(s)) {
+    if (cnet__socket_extra(s) == NULL)
+      return; /* out of memory: left as it was */
+    s->extra->keep_alive_delay = delay;
+  }
   s->flags = enable ? s->flags | S_KEEP_ALIVE : s->flags & ~S_KEEP_ALIVE;
-  s->keep_alive_delay = delay;
   if ((s->flags & (S_CONNECTED | S_DESTROYED | S_PIPE)) == S_CONNECTED)
     uv_tcp_keepalive(&s->h.tcp, enable, delay);
 }
@@ -481,7 +504,8 @@ int cnet_socket_address(const cnet_socket_t *s, cnet_address_t *out) {
 
 int cnet_socket_remote_address(const cnet_socket_t *s, cnet_address_t *out) {
   cnet_socket_t *m = (cnet_socket_t *)s; /* the cache is not user-visible */
-  int len = sizeof(m->remote);
+  cnet__sockaddr_t sa;
+  int len = sizeof(sa);
 
   if (out == NULL)
     return UV_EINVAL;
@@ -489,12 +513,18 @@ int cnet_socket_remote_address(const cnet_socket_t *s, cnet_address_t *out) {
   if (s == NULL)
     return UV_ENOTCONN;
   if (!(s->flags & S_REMOTE_KNOWN)) {
-    if (!is_live_tcp(s) ||
-        uv_tcp_getpeername(&s->h.tcp, &m->remote.sa, &len) != 0)
+    /* ST-06: asked while open, remembered after 'close', as Node does
+     * (an accepted socket makes no getpeername nobody asked for). */
+    if (!is_live_tcp(s) || uv_tcp_getpeername(&s->h.tcp, &sa.sa, &len) != 0)
       return UV_ENOTCONN;
+    if (cnet__socket_extra(m) == NULL) {
+      cnet__address_from_sockaddr(out, &sa.sa); /* not kept */
+      return 0;
+    }
+    m->extra->remote = sa;
     m->flags |= S_REMOTE_KNOWN;
   }
-  cnet__address_from_sockaddr(out, &s->remote.sa);
+  cnet__address_from_sockaddr(out, &s->extra->remote.sa);
   return 0;
 }
 

@@ -400,7 +400,7 @@ int cnet_socket_address_parse(cnet_socket_address_t *out, const char *input) {
   len = strlen(input);
   while (len > 0 && (unsigned char)input[len - 1] <= 0x20)
     len--;
-  text = malloc(len + 1);
+  text = cnet__malloc(len + 1);
   if (text == NULL)
     return cnet__fail(UV_ENOMEM);
   for (size_t i = 0; i < len; i++) {
@@ -409,7 +409,7 @@ int cnet_socket_address_parse(cnet_socket_address_t *out, const char *input) {
   }
   text[n] = '\0';
   ok = parse_authority(text, &family, bytes, &port);
-  free(text);
+  cnet__free(text);
   if (!ok)
     return cnet__fail(CNET_ERR_INVALID_ADDRESS);
   fill(out, family, bytes, port, 0);

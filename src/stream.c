@@ -39,7 +39,7 @@ struct cnet__pipe_s {
 static void chunk_release(cnet__chunk_t *c) {
   if (c->release != NULL)
     c->release(c->base, c->len, c->release_ctx);
-  free(c);
+  cnet__free(c);
 }
 
 static void run_write_cb(cnet__tick_t *t) {
@@ -48,7 +48,7 @@ static void run_write_cb(cnet__tick_t *t) {
 
   if (cb != NULL)
     cb(t->obj, err, t->p2);
-  free(err);
+  cnet__free(err);
 }
 
 /* cb(s, err, ctx) on the next tick; err (may be NULL) is copied. */
@@ -72,7 +72,7 @@ static void run_chunk_done(cnet__tick_t *t) {
   if (c->cb != NULL)
     c->cb(t->obj, err, c->ctx);
   chunk_release(c);
-  free(err);
+  cnet__free(err);
 }
 
 /* A chunk that will never be written: its callback gets err on the next
@@ -124,7 +124,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     return;
   }
   if (L->slab == NULL)
-    L->slab = malloc(CNET__SLAB_SIZE);
+    L->slab = cnet__malloc(CNET__SLAB_SIZE);
   for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
     if (p->dst->hwm < len)
       len = p->dst->hwm;
@@ -136,6 +136,10 @@ static void stop_reading(cnet_socket_t *s) {
     s->flags &= ~S_READING;
     uv_read_stop(&s->h.stream);
   }
+}
+
+static bool has_unread(const cnet_socket_t *s) {
+  return s->extra != NULL && s->extra->unread != NULL;
 }
 
 static bool has_consumer(const cnet_socket_t *s) {
@@ -151,7 +155,7 @@ static char *text_room(cnet_socket_t *s, size_t n) {
   cnet__loop_t *L = s->loop;
 
   if (L->text_cap < n + 1) {
-    char *p = realloc(L->text, n + 1);
+    char *p = cnet__realloc(L->text, n + 1);
     if (p == NULL) {
       cnet__socket_destroy_errno(s, UV_ENOMEM, "read");
       return NULL;
@@ -223,15 +227,16 @@ static void emit_data(cnet_socket_t *s, const char *base, size_t len) {
  * in the readable buffer; we keep them here and stop reading, so the kernel
  * pushes back on the peer. */
 static void stash(cnet_socket_t *s, const char *base, size_t len) {
-  char *p = realloc(s->unread, s->unread_len + len);
+  cnet__extra_t *x = cnet__socket_extra(s);
+  char *p = x != NULL ? cnet__realloc(x->unread, x->unread_len + len) : NULL;
 
   if (p == NULL) {
     cnet__socket_destroy_errno(s, UV_ENOMEM, "read");
     return;
   }
-  memcpy(p + s->unread_len, base, len);
-  s->unread = p;
-  s->unread_len += len;
+  memcpy(p + x->unread_len, base, len);
+  x->unread = p;
+  x->unread_len += len;
   stop_reading(s);
 }
 
@@ -289,13 +294,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       cnet__channel_input(s, buf->base, (size_t)nread);
     else if (has_onread(s))
       read_into_user_memory(s, buf->base, (size_t)nread);
-    else if (has_consumer(s) && s->unread == NULL)
+    else if (has_consumer(s) && !has_unread(s))
       deliver(s, buf->base, (size_t)nread);
     else
       stash(s, buf->base, (size_t)nread);
   } else if (nread == UV_EOF) {
     s->flags = (s->flags | S_EOF) & ~S_READING;
-    if (s->unread == NULL)
+    if (!has_unread(s))
       emit_end(s);
   } else {
     cnet__socket_destroy_errno(s, (int)nread, "read");
@@ -309,7 +314,7 @@ void cnet__stream_maybe_read(cnet_socket_t *s) {
 
   if ((s->flags & (S_CONNECTED | S_DESTROYED | S_PAUSED | S_EOF |
                    S_READING)) != S_CONNECTED ||
-      s->unread != NULL)
+      has_unread(s))
     return;
   err = uv_read_start(&s->h.stream, on_alloc, on_read);
   if (err != 0)
@@ -322,19 +327,19 @@ void cnet__stream_maybe_read(cnet_socket_t *s) {
  * buffered data after resume() returns). */
 static void run_deliver_unread(cnet__tick_t *t) {
   cnet_socket_t *s = t->obj;
-  char *base = s->unread;
-  size_t len = s->unread_len;
 
   if ((s->flags & S_DESTROYED) || !has_consumer(s))
     return;
-  if (base != NULL) {
-    s->unread = NULL;
-    s->unread_len = 0;
+  if (has_unread(s)) {
+    char *base = s->extra->unread;
+    size_t len = s->extra->unread_len;
+    s->extra->unread = NULL;
+    s->extra->unread_len = 0;
     deliver(s, base, len);
-    free(base);
+    cnet__free(base);
   }
   if ((s->flags & (S_EOF | S_END_EMITTED | S_DESTROYED)) == S_EOF &&
-      s->unread == NULL)
+      !has_unread(s))
     emit_end(s);
   else
     cnet__stream_maybe_read(s);
@@ -351,7 +356,7 @@ void cnet_socket_resume(cnet_socket_t *s) {
   if (s == NULL || (s->flags & S_DESTROYED))
     return;
   s->flags = (s->flags | S_FLOWING) & ~S_PAUSED;
-  if (s->unread != NULL || (s->flags & (S_EOF | S_END_EMITTED)) == S_EOF)
+  if (has_unread(s) || (s->flags & (S_EOF | S_END_EMITTED)) == S_EOF)
     cnet__socket_defer(s, run_deliver_unread, NULL, NULL, 0);
   else
     cnet__stream_maybe_read(s);
@@ -364,7 +369,7 @@ bool cnet_socket_is_paused(const cnet_socket_t *s) {
 /* ---- writing ------------------------------------------------------------- */
 
 static cnet__chunk_t *chunk_new(const void *data, size_t len, bool copy) {
-  cnet__chunk_t *c = malloc(sizeof(*c) + (copy ? len : 0));
+  cnet__chunk_t *c = cnet__malloc(sizeof(*c) + (copy ? len : 0));
 
   if (c == NULL)
     return NULL;
@@ -390,9 +395,35 @@ static void wake_sources(cnet_socket_t *dst);
 static void fail_end_cbs(cnet_socket_t *s, const cnet_error_t *err);
 static void fail_pending(cnet_socket_t *s, bool connecting);
 
+/* One write request in flight per socket at most, so requests come from a
+ * per-loop free list rather than each socket keeping one: an idle socket
+ * that once had to queue owns none. The list keeps a bounded number. */
+#define MAX_FREE_WREQS 1024
+
+static uv_write_t *wreq_take(cnet__loop_t *L) {
+  uv_write_t *req = L->free_wreqs;
+
+  if (req == NULL)
+    return cnet__xmalloc(sizeof(*req));
+  L->free_wreqs = req->data;
+  L->n_free_wreqs--;
+  return req;
+}
+
+static void wreq_give(cnet__loop_t *L, uv_write_t *req) {
+  if (L->n_free_wreqs == MAX_FREE_WREQS) {
+    cnet__free(req);
+    return;
+  }
+  req->data = L->free_wreqs;
+  L->free_wreqs = req;
+  L->n_free_wreqs++;
+}
+
 void cnet__stream_flush(cnet_socket_t *s) {
   uv_buf_t bufs[MAX_BUFS_PER_WRITE];
   unsigned n = 0;
+  uv_write_t *req;
   int err;
 
   if ((s->flags & (S_CONNECTED | S_DESTROYED)) != S_CONNECTED ||
@@ -401,11 +432,10 @@ void cnet__stream_flush(cnet_socket_t *s) {
   for (cnet__chunk_t *c = s->wq_head; c != NULL && n < ARRAY_SIZE(bufs);
        c = c->next)
     bufs[n++] = uv_buf_init(c->base, (unsigned)c->len);
-  if (s->wreq == NULL)
-    s->wreq = cnet__xmalloc(sizeof(*s->wreq));
-  s->wreq->data = s;
-  err = uv_write(s->wreq, &s->h.stream, bufs, n, on_written);
+  req = wreq_take(s->loop);
+  err = uv_write(req, &s->h.stream, bufs, n, on_written);
   if (err != 0) {
+    wreq_give(s->loop, req);
     cnet__socket_destroy_errno(s, err, "write");
     return;
   }
@@ -424,7 +454,7 @@ static void after_shutdown(uv_shutdown_t *req, int status) {
    * still finishes the writable side, and a broken connection shows on the
    * read side. */
   (void)status;
-  free(req);
+  cnet__free(req);
   cnet__loop_enter(L);
   if (!(s->flags & S_DESTROYED))
     run_finish(&(cnet__tick_t){.obj = s});
@@ -440,7 +470,7 @@ static void do_shutdown(cnet_socket_t *s) {
   req->data = s;
   err = uv_shutdown(req, &s->h.stream, after_shutdown);
   if (err != 0) {
-    free(req);
+    cnet__free(req);
     cnet__socket_destroy_errno(s, err, "shutdown");
     return;
   }
@@ -455,11 +485,12 @@ static void run_finish(cnet__tick_t *t) {
   if (s->flags & (S_DESTROYED | S_FINISHED))
     return;
   s->flags |= S_FINISHED;
-  while (s->end_cbs != NULL && !(s->flags & S_DESTROYED)) {
-    cnet__end_cb_t *e = s->end_cbs;
-    s->end_cbs = e->next;
+  while (s->extra != NULL && s->extra->end_cbs != NULL &&
+         !(s->flags & S_DESTROYED)) {
+    cnet__end_cb_t *e = s->extra->end_cbs;
+    s->extra->end_cbs = e->next;
     e->cb(s, NULL, e->ctx);
-    free(e);
+    cnet__free(e);
   }
   if (s->flags & S_DESTROYED)
     return;
@@ -476,11 +507,12 @@ static void after_queue_empty(cnet_socket_t *s) {
 }
 
 static void on_written(uv_write_t *req, int status) {
-  cnet_socket_t *s = req->data;
+  cnet_socket_t *s = container_of(req->handle, cnet_socket_t, h.stream);
   cnet__loop_t *L = s->loop;
   cnet__chunk_t *done = s->wq_head, *last = NULL;
   cnet_error_t err;
 
+  wreq_give(L, req);
   cnet__loop_enter(L);
   cnet__timeout_touch(s);
   for (unsigned i = 0; i < s->wq_inflight; i++) {
@@ -678,12 +710,12 @@ int cnet_socket_write_string(cnet_socket_t *s, const char *str,
     return cnet__fail(CNET_ERR_UNKNOWN_ENCODING, encoding);
   len = strlen(str);
   room = cnet_encode_max_length(enc, len);
-  bytes = room <= sizeof(small) ? small : malloc(room);
+  bytes = room <= sizeof(small) ? small : cnet__malloc(room);
   if (bytes == NULL)
     return cnet__fail(UV_ENOMEM);
   r = cnet_socket_write(s, bytes, cnet_encode(enc, str, len, bytes), cb, ctx);
   if (bytes != small)
-    free(bytes);
+    cnet__free(bytes);
   return r;
 }
 
@@ -701,12 +733,9 @@ void cnet_socket_uncork(cnet_socket_t *s) {
     cnet__stream_flush(s);
 }
 
-static void add_end_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx) {
-  cnet__end_cb_t *e = cnet__xmalloc(sizeof(*e)), **tail = &s->end_cbs;
+static void add_end_cb(cnet_socket_t *s, cnet__end_cb_t *e) {
+  cnet__end_cb_t **tail = &s->extra->end_cbs;
 
-  e->next = NULL;
-  e->cb = cb;
-  e->ctx = ctx;
   while (*tail != NULL)
     tail = &(*tail)->next;
   *tail = e;
@@ -714,22 +743,31 @@ static void add_end_cb(cnet_socket_t *s, cnet_write_cb cb, void *ctx) {
 
 int cnet_socket_end(cnet_socket_t *s, const void *data, size_t len,
                     cnet_write_cb cb, void *ctx) {
+  cnet__end_cb_t *e = NULL;
   cnet_error_t err;
   int r;
 
   if (s == NULL)
     return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
                       "cnet_socket_t", "NULL");
-  if (len > 0 && (r = cnet_socket_write(s, data, len, NULL, NULL)) < 0)
+  /* The callback's record first: out of memory changes nothing. */
+  if (cb != NULL && (cnet__socket_extra(s) == NULL ||
+                     (e = cnet__malloc(sizeof(*e))) == NULL))
+    return cnet__fail(UV_ENOMEM);
+  if (len > 0 && (r = cnet_socket_write(s, data, len, NULL, NULL)) < 0) {
+    cnet__free(e);
     return r;
-  if (cb != NULL && (s->flags & (S_FINISHED | S_DESTROYED))) {
+  }
+  if (e != NULL && (s->flags & (S_FINISHED | S_DESTROYED))) {
+    cnet__free(e);
     cnet__error_node(&err, (s->flags & S_FINISHED)
                                ? CNET_ERR_STREAM_ALREADY_FINISHED
                                : CNET_ERR_STREAM_DESTROYED,
                      "end");
     defer_write_cb(s, cb, ctx, &err);
-  } else if (cb != NULL) {
-    add_end_cb(s, cb, ctx);
+  } else if (e != NULL) {
+    *e = (cnet__end_cb_t){.cb = cb, .ctx = ctx};
+    add_end_cb(s, e);
   }
   if (s->flags & (S_ENDING | S_DESTROYED))
     return 0;
@@ -788,7 +826,7 @@ static void pipe_free(cnet__pipe_t **link) {
 
   *link = p->next;
   drop_waiter(p);
-  free(p);
+  cnet__free(p);
 }
 
 int cnet_socket_pipe(cnet_socket_t *src, cnet_socket_t *dst,
@@ -797,7 +835,7 @@ int cnet_socket_pipe(cnet_socket_t *src, cnet_socket_t *dst,
 
   if (src == NULL || dst == NULL || src->loop != dst->loop)
     return cnet__fail(UV_EINVAL);
-  p = calloc(1, sizeof(*p));
+  p = cnet__calloc(1, sizeof(*p));
   if (p == NULL)
     return cnet__fail(UV_ENOMEM);
   p->src = src;
@@ -842,11 +880,11 @@ static void wake_sources(cnet_socket_t *dst) {
 /* destroy(): stop reading, fail what was never handed to libuv, call end
  * callbacks with the reason, and take the socket out of every pipe. */
 static void fail_end_cbs(cnet_socket_t *s, const cnet_error_t *err) {
-  while (s->end_cbs != NULL) {
-    cnet__end_cb_t *e = s->end_cbs;
-    s->end_cbs = e->next;
+  while (s->extra != NULL && s->extra->end_cbs != NULL) {
+    cnet__end_cb_t *e = s->extra->end_cbs;
+    s->extra->end_cbs = e->next;
     defer_write_cb(s, e->cb, e->ctx, err);
-    free(e);
+    cnet__free(e);
   }
 }
 
@@ -858,12 +896,14 @@ static void fail_end_cbs(cnet_socket_t *s, const cnet_error_t *err) {
  * connecting, WR-16). */
 static void fail_pending(cnet_socket_t *s, bool connecting) {
   cnet__chunk_t *c;
+  const cnet_error_t *pending = s->extra != NULL ? s->extra->pending_error
+                                                 : NULL;
   cnet_error_t err;
 
   if (connecting)
     cnet__error_node(&err, CNET_ERR_SOCKET_CLOSED_BEFORE_CONNECTION);
-  else if (s->pending_error != NULL)
-    err = *s->pending_error;
+  else if (pending != NULL)
+    err = *pending;
   else
     cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "write");
   while ((c = s->wq_head) != NULL) {
@@ -872,7 +912,7 @@ static void fail_pending(cnet_socket_t *s, bool connecting) {
     defer_chunk_failed(s, c, &err);
   }
   s->wq_tail = NULL;
-  if (s->pending_error == NULL)
+  if (pending == NULL)
     cnet__error_node(&err, CNET_ERR_STREAM_DESTROYED, "end");
   fail_end_cbs(s, &err);
 }
@@ -896,9 +936,11 @@ void cnet__stream_on_destroy(cnet_socket_t *s) {
 
 /* A new connect() after 'close': a fresh stream, as Node's CN-18. */
 void cnet__stream_reset(cnet_socket_t *s) {
-  free(s->unread);
-  s->unread = NULL;
-  s->unread_len = 0;
+  if (s->extra != NULL) {
+    cnet__free(s->extra->unread);
+    s->extra->unread = NULL;
+    s->extra->unread_len = 0;
+  }
   s->bytes_read = s->bytes_written = 0;
   s->writable_length = 0;
 }
@@ -910,12 +952,13 @@ void cnet__stream_free(cnet_socket_t *s) {
     s->wq_head = c->next;
     chunk_release(c);
   }
-  free(s->wreq);
-  free(s->unread);
-  while (s->end_cbs != NULL) {
-    cnet__end_cb_t *e = s->end_cbs;
-    s->end_cbs = e->next;
-    free(e);
+  if (s->extra == NULL)
+    return;
+  cnet__free(s->extra->unread);
+  while (s->extra->end_cbs != NULL) {
+    cnet__end_cb_t *e = s->extra->end_cbs;
+    s->extra->end_cbs = e->next;
+    cnet__free(e);
   }
 }
 

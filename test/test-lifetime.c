@@ -171,8 +171,12 @@ static cnet_socket_t *kept;
 
 static void retain_accepted(cnet_server_t *srv, const cnet_event_t *ev,
                             void *ctx) {
+  cnet_address_t a;
+
   (void)ctx;
   kept = ev->connection;
+  /* ST-06: read while open, so it is still there after 'close'. */
+  ASSERT_EQ(0, cnet_socket_remote_address(kept, &a));
   cnet_socket_retain(kept);
   cnet_socket_set_data(kept, &kept);
   cnet_server_close(srv, NULL, NULL);

@@ -1712,6 +1712,9 @@ static void st11_client_close(cnet_socket_t *c, const cnet_event_t *ev,
 }
 
 static void st11_hook(cnet_socket_t *s) {
+  cnet_address_t a;
+
+  ASSERT_EQ(0, cnet_socket_remote_address(s, &a)); /* ST-06: read while open */
   rec_on(s, &SR);
   cnet_socket_retain(s);
   DS.conn = s;
@@ -1737,7 +1740,7 @@ TEST_CASE(st11_destroyed_at_once_and_addresses_after_close) {
   ASSERT_EQ(port, DS.remote.port);
   ASSERT_EQ(4, DS.remote.family);
   ASSERT_EQ(UV_ENOTCONN, DS.local_rc);
-  /* The same on the accepted end, read only now that it has closed. */
+  /* The same on the accepted end, read while open and again now. */
   ASSERT_NOT_NULL(DS.conn);
   ASSERT_EQ(1, SR.closes);
   ASSERT(cnet_socket_destroyed(DS.conn));
