@@ -900,10 +900,13 @@ static int check_options(const cnet_socket_t *s,
   if ((s->flags & (S_CONNECTING | S_CONNECTED | S_HANDLE_OPEN)) &&
       !((s->flags & S_DESTROYED) && !(s->flags & S_HANDLE_OPEN)))
     return cnet__fail_errno(UV_EBUSY, "connect");
-  if (o->path != NULL && (s->flags & S_TCP_ONLY)) /* decision 30 */
+  if (o->path != NULL && (s->flags & S_TCP_ONLY)) { /* decision 30 */
+    char quoted[CNET_ADDR_MAX + 8];
+    snprintf(quoted, sizeof(quoted), "'%.*s'", CNET_ADDR_MAX, o->path);
     return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.path'",
                       "cannot be used by a socket a TCP server accepted",
-                      o->path);
+                      quoted);
+  }
   if (o->path != NULL) {
     *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
     err = cnet__check_pipe_path(o->path, *path_len);

@@ -212,6 +212,46 @@ TEST_CASE(lt02_retain_keeps_accepted_socket_past_close) {
   loop_finish(loop);
 }
 
+/* Decisions 30-31: an accepted socket whose peer nobody asked for has none
+ * after 'close' (Node: undefined), and, allocated for TCP only, it may not
+ * reconnect over a Unix socket. */
+static void retain_accepted_quietly(cnet_server_t *srv, const cnet_event_t *ev,
+                                    void *ctx) {
+  (void)ctx;
+  kept = ev->connection;
+  cnet_socket_retain(kept);
+  cnet_server_close(srv, NULL, NULL);
+}
+
+TEST_CASE(lt15_accepted_peer_unasked_and_no_path_reconnect) {
+  uv_loop_t *loop = loop_new();
+  cnet_connect_options_t o = {.host = "127.0.0.1"};
+  cnet_connect_options_t ipc = {.path = "/nonexistent/cnet-lt15.sock"};
+  cnet_address_t a;
+  cnet_server_t *srv;
+  cnet_socket_t *c;
+
+  kept = NULL;
+  srv = echo_server(loop, &o.port);
+  ASSERT_EQ(0, cnet_server_on(srv, CNET_EV_CONNECTION, retain_accepted_quietly,
+                              NULL));
+  c = cnet_create_connection(loop, &o, send_on_connect, "abcd");
+  ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_DATA, end_on_data, NULL));
+  run_bounded(loop, 3000);
+  ASSERT_NOT_NULL(kept);
+  ASSERT(cnet_socket_destroyed(kept));
+  ASSERT_EQ(UV_ENOTCONN, cnet_socket_remote_address(kept, &a));
+  ASSERT_EQ(CNET_ERR_INVALID_ARG_VALUE, cnet_socket_connect(kept, &ipc, NULL,
+                                                            NULL));
+  ASSERT_STR_EQ(cnet_last_error()->message,
+                "The property 'options.path' cannot be used by a socket a TCP "
+                "server accepted. Received '/nonexistent/cnet-lt15.sock'");
+  ASSERT(cnet_socket_destroyed(kept)); /* nothing changed */
+  cnet_server_free(srv);
+  cnet_socket_release(kept);
+  loop_finish(loop);
+}
+
 /* STYLE 4.2: a cnet-owned socket may reconnect after 'close' if retained. */
 static int rt_round;
 
