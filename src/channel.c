@@ -255,7 +255,7 @@ static int send_frame(cnet_socket_t *ch, int kind, const void *data,
     }
     handle = &x->dup->stream;
   }
-  buf = uv_buf_init(x->frame, (unsigned)x->len);
+  buf = cnet__buf(x->frame, (unsigned)x->len);
   err = uv_write2(&x->req, &ch->h.stream, &buf, 1, handle, on_sent);
   if (err != 0) {
     if (x->dup != NULL)

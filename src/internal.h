@@ -18,6 +18,12 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define CNET__ERR(e) (-(e)) /* errno to libuv code (uv.h undefines UV__ERR) */
 
+/* uv_buf_init, inlined (libuv's is a call into the shared library). */
+static inline uv_buf_t cnet__buf(const char *base, size_t len) {
+  uv_buf_t b = {.base = (char *)base, .len = len};
+  return b;
+}
+
 #define CNET__DEFAULT_HWM 16384
 #define CNET__DEFAULT_BACKLOG 511
 #define CNET__SLAB_SIZE 65536
@@ -125,8 +131,21 @@ cnet__loop_t *cnet__loop_get(uv_loop_t *uv); /* takes a reference; NULL:OOM */
 void cnet__loop_put(cnet__loop_t *L);
 /* Bracket every libuv callback cnet receives: leaving the outermost one
  * drains the tick queue, the way Node drains nextTick after a callback. */
-void cnet__loop_enter(cnet__loop_t *L);
-void cnet__loop_leave(cnet__loop_t *L);
+void cnet__loop_drain(cnet__loop_t *L); /* runs the tick queue */
+static inline void cnet__loop_enter(cnet__loop_t *L) {
+  L->depth++;
+  L->refs++; /* the state outlives whatever the callback frees */
+}
+static inline void cnet__loop_leave(cnet__loop_t *L) {
+  assert(L->depth > 0);
+  if (L->depth == 1 && L->head != NULL)
+    cnet__loop_drain(L); /* still counted as inside: ticks queued now run */
+  L->depth--;
+  if (L->refs > 1)
+    L->refs--;
+  else
+    cnet__loop_put(L);
+}
 cnet__tick_t *cnet__tick_new(cnet__loop_t *L, cnet__tick_fn fn, void *obj);
 void cnet__tick_push(cnet__loop_t *L, cnet__tick_t *t);
 
@@ -307,9 +326,23 @@ struct cnet_socket_s {
   } h;
 };
 
-void cnet__socket_retain(cnet_socket_t *s);
-void cnet__socket_release(cnet_socket_t *s); /* last touch of s */
-void cnet__socket_emit(cnet_socket_t *s, const cnet_event_t *ev);
+/* References: inline, with the freeing out of line (and in another file,
+ * so that gcc -O3 does not see the free in the callers and warn
+ * -Wuse-after-free about a reference it cannot count). */
+void cnet__socket_free_unreferenced(cnet_socket_t *s);
+static inline void cnet__socket_retain(cnet_socket_t *s) {
+  s->refs++;
+}
+static inline void cnet__socket_release(cnet_socket_t *s) { /* last touch */
+  assert(s->refs > 0);
+  if (--s->refs == 0)
+    cnet__socket_free_unreferenced(s);
+}
+void cnet__socket_emit_to_listeners(cnet_socket_t *s, const cnet_event_t *ev);
+static inline void cnet__socket_emit(cnet_socket_t *s, const cnet_event_t *ev) {
+  if (s->emitter.len != 0) /* a pipe's source often has no listener */
+    cnet__socket_emit_to_listeners(s, ev);
+}
 void cnet__socket_emit_simple(cnet_socket_t *s, cnet_event_type_t type);
 /* Queue a tick for s; fn runs with s alive, which is released after. */
 cnet__tick_t *cnet__socket_defer(cnet_socket_t *s, cnet__tick_fn fn, void *p1,

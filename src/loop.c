@@ -100,12 +100,7 @@ void cnet__loop_put(cnet__loop_t *L) {
   uv_close((uv_handle_t *)&L->idle, on_loop_closed);
 }
 
-void cnet__loop_enter(cnet__loop_t *L) {
-  L->depth++;
-  L->refs++; /* the state outlives whatever the callback frees */
-}
-
-static void drain(cnet__loop_t *L) {
+void cnet__loop_drain(cnet__loop_t *L) {
   cnet__tick_t *t;
 
   while ((t = L->head) != NULL) {
@@ -119,14 +114,6 @@ static void drain(cnet__loop_t *L) {
     L->free_ticks = t;
   }
   uv_idle_stop(&L->idle);
-}
-
-void cnet__loop_leave(cnet__loop_t *L) {
-  assert(L->depth > 0);
-  if (L->depth == 1 && L->head != NULL)
-    drain(L); /* still counted as inside: ticks queued now run here too */
-  L->depth--;
-  cnet__loop_put(L);
 }
 
 cnet__tick_t *cnet__tick_new(cnet__loop_t *L, cnet__tick_fn fn, void *obj) {

@@ -15,14 +15,7 @@ static void socket_invoke(void *self, cnet__any_fn fn, const cnet_event_t *ev,
   ((cnet_socket_listener)fn)((cnet_socket_t *)self, ev, ctx);
 }
 
-void cnet__socket_retain(cnet_socket_t *s) {
-  s->refs++;
-}
-
-/* Out of line: freeing is the rare end of a release, and inlined into the
- * callers gcc 12 -O3 cannot see that their reference keeps s alive and
- * warns -Wuse-after-free. */
-__attribute__((noinline)) static void socket_free(cnet_socket_t *s) {
+void cnet__socket_free_unreferenced(cnet_socket_t *s) {
   cnet__loop_t *L = s->loop;
 
   cnet__stream_free(s);
@@ -39,14 +32,8 @@ __attribute__((noinline)) static void socket_free(cnet_socket_t *s) {
   cnet__loop_put(L);
 }
 
-/* Releasing a reference is the last time a function touches the object. */
-void cnet__socket_release(cnet_socket_t *s) {
-  assert(s->refs > 0);
-  if (--s->refs == 0)
-    socket_free(s);
-}
-
-void cnet__socket_emit(cnet_socket_t *s, const cnet_event_t *ev) {
+void cnet__socket_emit_to_listeners(cnet_socket_t *s,
+                                    const cnet_event_t *ev) {
   s->refs++;
   cnet__emit(&s->emitter, s, ev, socket_invoke);
   cnet__socket_release(s);

@@ -107,28 +107,45 @@ static void onread_alloc(cnet_socket_t *s, uv_buf_t *buf) {
     base = o->buffer;
     len = o->len;
   }
-  *buf = uv_buf_init(base, base != NULL && len <= UINT32_MAX ? (unsigned)len
+  *buf = cnet__buf(base, base != NULL && len <= UINT32_MAX ? (unsigned)len
                                                              : 0);
 }
 
-/* The loop's slab; while piped, no more than the destinations' high-water
- * mark at a time, so one read cannot overfill a slow destination. */
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
-  cnet__loop_t *L = s->loop;
+/* How much of the slab one read may fill: while piped, no more than the
+ * destinations' high-water mark, so one read cannot overfill a slow
+ * destination. */
+static size_t read_len(const cnet_socket_t *s) {
   size_t len = CNET__SLAB_SIZE;
 
-  (void)suggested;
+  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
+    if (p->dst->hwm < len)
+      len = p->dst->hwm;
+  return len;
+}
+
+/* The first read on a loop, or a socket with the onread option. */
+static void alloc_slow(cnet_socket_t *s, uv_buf_t *buf) {
+  cnet__loop_t *L = s->loop;
+
   if (has_onread(s)) {
     onread_alloc(s, buf);
     return;
   }
   if (L->slab == NULL)
     L->slab = cnet__malloc(CNET__SLAB_SIZE);
-  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
-    if (p->dst->hwm < len)
-      len = p->dst->hwm;
-  *buf = uv_buf_init(L->slab, L->slab != NULL ? (unsigned)len : 0);
+  *buf = cnet__buf(L->slab, L->slab != NULL ? read_len(s) : 0);
+}
+
+/* Reads land in the loop's slab; the common case calls nothing. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
+  char *slab = s->loop->slab;
+
+  (void)suggested;
+  if (slab == NULL || s->extra != NULL)
+    alloc_slow(s, buf);
+  else
+    *buf = cnet__buf(slab, read_len(s));
 }
 
 static void stop_reading(cnet_socket_t *s) {
@@ -203,16 +220,27 @@ static void deliver(cnet_socket_t *s, const char *base, size_t len) {
     emit_data(s, base, len);
 }
 
-/* 'data' to the listeners, then to every pipe. */
-static void emit_data(cnet_socket_t *s, const char *base, size_t len) {
-  cnet_event_t ev = {.type = CNET_EV_DATA};
+static int stream_write(cnet_socket_t *s, const void *data, size_t len,
+                        cnet__chunk_t *c, cnet_write_cb cb, void *ctx);
 
-  ev.data.base = base;
-  ev.data.len = len;
-  cnet__socket_emit(s, &ev);
+/* A pipe's write: a destination with nothing special (no extra part, so
+ * not a channel) needs none of the public write's checks. */
+static int pipe_write(cnet_socket_t *dst, const char *base, size_t len) {
+  return dst->extra == NULL ? stream_write(dst, base, len, NULL, NULL, NULL)
+                            : cnet_socket_write(dst, base, len, NULL, NULL);
+}
+
+/* 'data' to the listeners, then to every pipe. */
+static inline void emit_data(cnet_socket_t *s, const char *base, size_t len) {
+  if (s->emitter.len != 0) {
+    cnet_event_t ev = {.type = CNET_EV_DATA};
+    ev.data.base = base;
+    ev.data.len = len;
+    cnet__socket_emit_to_listeners(s, &ev);
+  }
   for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
     cnet__pipe_t *next = p->next;
-    if (cnet_socket_write(p->dst, base, len, NULL, NULL) == 0 &&
+    if (pipe_write(p->dst, base, len) == 0 &&
         !(p->dst->flags & S_DESTROYED) && !p->waiting) {
       p->waiting = true;
       p->next_waiter = p->dst->drain_waiters;
@@ -278,6 +306,20 @@ static void read_into_user_memory(cnet_socket_t *s, char *base, size_t len) {
     cnet_socket_pause(s);
 }
 
+/* Bytes for a socket with an extra part (a timeout, a channel, onread, a
+ * decoder, bytes nobody consumed yet), or with no consumer. */
+static void read_some(cnet_socket_t *s, char *base, size_t len) {
+  cnet__timeout_touch(s);
+  if (s->extra != NULL && s->extra->channel != NULL)
+    cnet__channel_input(s, base, len);
+  else if (has_onread(s))
+    read_into_user_memory(s, base, len);
+  else if (has_consumer(s) && !has_unread(s))
+    deliver(s, base, len);
+  else
+    stash(s, base, len);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cnet_socket_t *s = container_of(stream, cnet_socket_t, h.stream);
   cnet__loop_t *L = s->loop;
@@ -289,15 +331,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0) {
     s->bytes_read += (uint64_t)nread;
     s->flags |= S_BUSY;
-    cnet__timeout_touch(s);
-    if (s->extra != NULL && s->extra->channel != NULL)
-      cnet__channel_input(s, buf->base, (size_t)nread);
-    else if (has_onread(s))
-      read_into_user_memory(s, buf->base, (size_t)nread);
-    else if (has_consumer(s) && !has_unread(s))
-      deliver(s, buf->base, (size_t)nread);
+    if (s->extra == NULL && has_consumer(s)) /* the common case */
+      emit_data(s, buf->base, (size_t)nread);
     else
-      stash(s, buf->base, (size_t)nread);
+      read_some(s, buf->base, (size_t)nread);
   } else if (nread == UV_EOF) {
     s->flags = (s->flags | S_EOF) & ~S_READING;
     if (!has_unread(s))
@@ -431,7 +468,7 @@ void cnet__stream_flush(cnet_socket_t *s) {
     return;
   for (cnet__chunk_t *c = s->wq_head; c != NULL && n < ARRAY_SIZE(bufs);
        c = c->next)
-    bufs[n++] = uv_buf_init(c->base, (unsigned)c->len);
+    bufs[n++] = cnet__buf(c->base, (unsigned)c->len);
   req = wreq_take(s->loop);
   err = uv_write(req, &s->h.stream, bufs, n, on_written);
   if (err != 0) {
@@ -595,63 +632,85 @@ static int check_writable(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
   return 1;
 }
 
-/* The kernel first; only the tail it did not take is queued. */
-static int write_now(cnet_socket_t *s, const char *data, size_t len,
-                     cnet__chunk_t **owned) {
-  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-  int n = uv_try_write(&s->h.stream, &buf, 1);
-
-  if (n == UV_EAGAIN || n == UV_ENOSYS)
-    n = 0;
-  if (n < 0)
-    return n;
-  if ((size_t)n < len && *owned != NULL) {
-    (*owned)->base += n;
-    (*owned)->len -= (size_t)n;
-  } else if ((size_t)n < len) {
-    *owned = chunk_new(data + n, len - (size_t)n, true);
-    if (*owned == NULL)
-      return UV_ENOMEM;
-  }
-  return n;
-}
-
-static int stream_write(cnet_socket_t *s, const void *data, size_t len,
-                        cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
-  bool direct = (s->flags & (S_CONNECTED | S_DESTROYED)) == S_CONNECTED &&
-                s->wq_head == NULL && s->corked == 0 && len <= UINT32_MAX;
-  cnet_error_t err;
-  int n;
-
-  if (check_writable(s, c, cb, ctx) == 0)
-    return 0;
-  s->bytes_written += len;
-  cnet__timeout_touch(s);
-  if (direct) {
-    n = write_now(s, data, len, &c);
-    if (n < 0) { /* WR-15: the OS says the peer is gone */
-      cnet__error_errno(&err, n, "write");
-      return refuse_write(s, c, cb, ctx, &err, true);
-    }
-    if ((size_t)n == len) {
-      cnet__stream_went_idle(s);
-      if (c != NULL) {
-        c->cb = cb, c->ctx = ctx;
-        cnet__socket_defer(s, run_chunk_done, c, NULL, 0);
-      } else {
-        defer_write_cb(s, cb, ctx, NULL);
-      }
-      return 1;
-    }
-  } else if (c == NULL && (c = chunk_new(data, len, true)) == NULL) {
-    return cnet__fail(UV_ENOMEM);
-  }
+/* Behind what is queued: one more chunk, sent when its turn comes. */
+static int write_queue(cnet_socket_t *s, cnet__chunk_t *c, cnet_write_cb cb,
+                       void *ctx) {
   c->cb = cb;
   c->ctx = ctx;
   enqueue(s, c);
   s->flags |= S_NEED_DRAIN;
   cnet__stream_flush(s);
   return 0;
+}
+
+/* The kernel took all the bytes: the callback comes on the next tick (and
+ * an owned buffer is released after it). */
+static void written_at_once(cnet_socket_t *s, cnet__chunk_t *c,
+                            cnet_write_cb cb, void *ctx) {
+  if (c != NULL) {
+    c->cb = cb, c->ctx = ctx;
+    cnet__socket_defer(s, run_chunk_done, c, NULL, 0);
+  } else {
+    defer_write_cb(s, cb, ctx, NULL);
+  }
+}
+
+/* The kernel took n < len bytes, or failed (n < 0): queue the tail it did
+ * not take, or fail the write. */
+static int write_rest(cnet_socket_t *s, const char *data, size_t len, int n,
+                      cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
+  cnet_error_t err;
+
+  if (n == UV_EAGAIN || n == UV_ENOSYS)
+    n = 0;
+  if (n >= 0 && c != NULL) {
+    c->base += n;
+    c->len -= (size_t)n;
+  } else if (n >= 0 && (c = chunk_new(data + n, len - (size_t)n, true)) ==
+                           NULL) {
+    n = UV_ENOMEM;
+  }
+  if (n < 0) { /* WR-15: the OS says the peer is gone */
+    cnet__error_errno(&err, n, "write");
+    return refuse_write(s, c, cb, ctx, &err, true);
+  }
+  return write_queue(s, c, cb, ctx);
+}
+
+/* Not connected yet, ended, destroyed, or behind what is queued. */
+static int write_later(cnet_socket_t *s, const void *data, size_t len,
+                       cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
+  if (check_writable(s, c, cb, ctx) == 0)
+    return 0;
+  s->bytes_written += len;
+  cnet__timeout_touch(s);
+  if (c == NULL && (c = chunk_new(data, len, true)) == NULL)
+    return cnet__fail(UV_ENOMEM);
+  return write_queue(s, c, cb, ctx);
+}
+
+/* Inline, as it is every echo's path: when the socket is connected, still
+ * writable and has nothing queued, the kernel gets the bytes at once, and
+ * only the tail it did not take is copied. */
+static inline int stream_write(cnet_socket_t *s, const void *data, size_t len,
+                               cnet__chunk_t *c, cnet_write_cb cb, void *ctx) {
+  uv_buf_t buf;
+  int n;
+
+  if ((s->flags & (S_CONNECTED | S_DESTROYED | S_ENDING | S_AUTO_END)) !=
+          S_CONNECTED ||
+      s->wq_head != NULL || s->corked != 0 || len > UINT32_MAX)
+    return write_later(s, data, len, c, cb, ctx);
+  buf = cnet__buf(data, len);
+  n = uv_try_write(&s->h.stream, &buf, 1);
+  s->bytes_written += len;
+  cnet__timeout_touch(s);
+  if (n < 0 || (size_t)n != len)
+    return write_rest(s, data, len, n, c, cb, ctx);
+  cnet__stream_went_idle(s);
+  if (c != NULL || cb != NULL)
+    written_at_once(s, c, cb, ctx);
+  return 1;
 }
 
 /* The checks every write makes before taking anything: misuse Node (or,
