@@ -196,8 +196,13 @@ static int diag_dump(const void *req, size_t req_len, diag_visit_fn fn,
       close(fd);
       return -1;
     }
+    /* NLMSG_OK compares the header's __u32 length with our int: clang's
+     * -Wsign-compare objects to the macro, not to anything we wrote. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
     for (struct nlmsghdr *h = &rx.align; NLMSG_OK(h, left);
          h = NLMSG_NEXT(h, left)) {
+#pragma GCC diagnostic pop
       if (h->nlmsg_type == NLMSG_DONE) {
         done = true;
         break;
