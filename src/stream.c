@@ -111,17 +111,6 @@ static void onread_alloc(cnet_socket_t *s, uv_buf_t *buf) {
                                                              : 0);
 }
 
-/* How much of the slab one read may fill: while piped, no more than the
- * destinations' high-water mark, so one read cannot overfill a slow
- * destination. */
-static size_t read_len(const cnet_socket_t *s) {
-  size_t len = CNET__SLAB_SIZE;
-
-  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
-    if (p->dst->hwm < len)
-      len = p->dst->hwm;
-  return len;
-}
 
 /* The first read on a loop, or a socket with the onread option. */
 static void alloc_slow(cnet_socket_t *s, uv_buf_t *buf) {
@@ -133,10 +122,13 @@ static void alloc_slow(cnet_socket_t *s, uv_buf_t *buf) {
   }
   if (L->slab == NULL)
     L->slab = cnet__malloc(CNET__SLAB_SIZE);
-  *buf = cnet__buf(L->slab, L->slab != NULL ? read_len(s) : 0);
+  *buf = cnet__buf(L->slab, L->slab != NULL ? CNET__SLAB_SIZE : 0);
 }
 
-/* Reads land in the loop's slab; the common case calls nothing. */
+/* Reads land in the loop's slab, as much as it holds (Node's 64 KiB): a
+ * pipe to a slow destination then queues at most one read past its
+ * high-water mark before the source pauses, as in Node. The common case
+ * calls nothing. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   cnet_socket_t *s = container_of(h, cnet_socket_t, h.handle);
   char *slab = s->loop->slab;
@@ -145,7 +137,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   if (slab == NULL || s->extra != NULL)
     alloc_slow(s, buf);
   else
-    *buf = cnet__buf(slab, read_len(s));
+    *buf = cnet__buf(slab, CNET__SLAB_SIZE);
 }
 
 static void stop_reading(cnet_socket_t *s) {
