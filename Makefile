@@ -7,6 +7,10 @@
 #   make valgrind      run each test executable of the normal build under valgrind
 #   make bench-memory  Release build in build-bench, then bench/idle-memory.sh:
 #                      bytes per idle connection, cnet vs raw libuv vs Node
+#   make bench         Release build in build-bench, then bench/run.sh: every
+#                      echo server under bench/loadgen, one markdown table
+#   make bench-instructions  the same build, then bench/instructions.sh:
+#                      instructions per echo round trip under callgrind
 #   make fuzz          clang + libFuzzer build in build-fuzz, then run each
 #                      fuzz target (fuzz/fuzz-*.c) for FUZZ_SECONDS
 #   make install       build, then install into $(PREFIX)
@@ -42,7 +46,7 @@ VALGRIND := valgrind --error-exitcode=1 --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --quiet
 
 .PHONY: all build setup test demo asan valgrind bench-build bench-memory \
-        fuzz install format clean
+        bench bench-instructions fuzz install format clean
 
 all: build
 
@@ -94,10 +98,18 @@ bench-build: setup
 	  $(CMAKE) -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
 	    -DCNET_BUILD_BENCH=ON $(CMAKE_ARGS)
 	$(CMAKE) --build $(BENCH_BUILD) -j$(JOBS) --target example-echo-server \
-	  bench-idle-clients bench-uv-echo
+	  bench-idle-clients bench-uv-echo bench-loadgen bench-epoll-echo
 
 bench-memory: bench-build
 	CNET_BUILD_DIR="$$(cd $(BENCH_BUILD) && pwd)" bash bench/idle-memory.sh $(BENCH_ARGS)
+
+bench: bench-build
+	$(CMAKE) --build $(BENCH_BUILD) -j$(JOBS) --target bench-loadgen bench-epoll-echo
+	BENCH_BUILD="$$(cd $(BENCH_BUILD) && pwd)" bash bench/run.sh $(BENCH_ARGS)
+
+bench-instructions: bench-build
+	$(CMAKE) --build $(BENCH_BUILD) -j$(JOBS) --target bench-loadgen bench-epoll-echo
+	BENCH_BUILD="$$(cd $(BENCH_BUILD) && pwd)" bash bench/instructions.sh $(BENCH_ARGS)
 
 # Fuzzing: a clang build of its own (the library instrumented for libFuzzer,
 # with ASan + UBSan), then each target for FUZZ_SECONDS, one after another;

@@ -21,6 +21,7 @@
  * SIGTERM and SIGINT end it at once (the default action). */
 #include <uv.h>
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +182,7 @@ int main(int argc, char **argv) {
   long port;
   int err;
 
+  signal(SIGPIPE, SIG_IGN); /* a client gone: EPIPE, not death (as Node) */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--try-write") == 0)
       try_write = true;
