@@ -214,12 +214,25 @@ static void deliver(cnet_socket_t *s, const char *base, size_t len) {
 
 static int stream_write(cnet_socket_t *s, const void *data, size_t len,
                         cnet__chunk_t *c, cnet_write_cb cb, void *ctx);
+static int write_rest(cnet_socket_t *s, const char *data, size_t len, int n,
+                      cnet__chunk_t *c, cnet_write_cb cb, void *ctx);
 
 /* A pipe's write: a destination with nothing special (no extra part, so
  * not a channel) needs none of the public write's checks. */
 static int pipe_write(cnet_socket_t *dst, const char *base, size_t len) {
   return dst->extra == NULL ? stream_write(dst, base, len, NULL, NULL, NULL)
                             : cnet_socket_write(dst, base, len, NULL, NULL);
+}
+
+/* The destination's buffer is past its high-water mark: the source pauses
+ * until the destination's 'drain'. */
+static void pipe_wait_for_drain(cnet_socket_t *s, cnet__pipe_t *p) {
+  if (!(p->dst->flags & S_DESTROYED) && !p->waiting) {
+    p->waiting = true;
+    p->next_waiter = p->dst->drain_waiters;
+    p->dst->drain_waiters = p;
+    cnet_socket_pause(s);
+  }
 }
 
 /* 'data' to the listeners, then to every pipe. */
@@ -232,13 +245,8 @@ static inline void emit_data(cnet_socket_t *s, const char *base, size_t len) {
   }
   for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
     cnet__pipe_t *next = p->next;
-    if (pipe_write(p->dst, base, len) == 0 &&
-        !(p->dst->flags & S_DESTROYED) && !p->waiting) {
-      p->waiting = true;
-      p->next_waiter = p->dst->drain_waiters;
-      p->dst->drain_waiters = p;
-      cnet_socket_pause(s);
-    }
+    if (pipe_write(p->dst, base, len) == 0)
+      pipe_wait_for_drain(s, p);
     p = next;
   }
 }
@@ -312,12 +320,54 @@ static void read_some(cnet_socket_t *s, char *base, size_t len) {
     stash(s, base, len);
 }
 
+/* The echo's path, pipe(c, c) or any one plain pipe: the source has no
+ * listener and no extra part, and the destination takes the bytes now.
+ * No user code can run, so this skips the loop's enter/leave and the
+ * socket's retain/release; what the public path would change it changes.
+ * False if this is not that case and nothing was done. */
+static inline bool pipe_at_once(cnet_socket_t *s, const char *base,
+                                size_t len) {
+  cnet__pipe_t *p = s->pipes;
+  cnet_socket_t *dst;
+  uv_buf_t buf;
+  int n;
+
+  if (p == NULL || p->next != NULL || s->extra != NULL ||
+      s->emitter.len != 0)
+    return false;
+  dst = p->dst;
+  if (dst->extra != NULL ||
+      (dst->flags & (S_CONNECTED | S_DESTROYED | S_ENDING | S_AUTO_END)) !=
+          S_CONNECTED ||
+      dst->wq_head != NULL || dst->corked != 0 || len > UINT32_MAX ||
+      (dst->server != NULL && (dst->server->flags & SV_GRACEFUL)))
+    return false;
+  buf = cnet__buf(base, len);
+  n = uv_try_write(&dst->h.stream, &buf, 1);
+  s->bytes_read += len;
+  dst->bytes_written += len;
+  s->flags |= S_BUSY;
+  if (n >= 0 && (size_t)n == len) {
+    dst->flags &= ~S_BUSY; /* cnet__stream_went_idle, not graceful */
+    return true;
+  }
+  cnet__loop_enter(s->loop); /* the kernel took less: queue the rest */
+  cnet__socket_retain(s);
+  if (write_rest(dst, base, len, n, NULL, NULL, NULL) == 0)
+    pipe_wait_for_drain(s, p);
+  cnet__socket_release(s);
+  cnet__loop_leave(s->loop);
+  return true;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cnet_socket_t *s = container_of(stream, cnet_socket_t, h.stream);
   cnet__loop_t *L = s->loop;
 
   if (nread == 0)
     return; /* EAGAIN */
+  if (nread > 0 && pipe_at_once(s, buf->base, (size_t)nread))
+    return;
   cnet__loop_enter(L);
   cnet__socket_retain(s);
   if (nread > 0) {

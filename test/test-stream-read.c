@@ -1226,9 +1226,15 @@ TEST_CASE(to09_large_timeout_property_keeps_value_given) {
 }
 
 /* The `timeout` connect option is set_timeout at once. */
+/* Not tmo_count: under valgrind the connect alone may take longer than the
+ * 80 ms, and the timeout then fires while "opening", as Node's would. */
 static void to_option_timeout(cnet_socket_t *s, const cnet_event_t *ev,
                               void *ctx) {
-  tmo_count(s, ev, ctx);
+  (void)ev;
+  (void)ctx;
+  ASSERT(TM.count < (int)ARRAY_LEN(TM.at));
+  TM.at[TM.count++] = tmo_now();
+  ASSERT(!cnet_socket_destroyed(s));
   ASSERT_EQ(0, cnet_socket_end(s, NULL, 0, NULL, NULL));
 }
 
