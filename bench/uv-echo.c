@@ -17,6 +17,9 @@
  * uv_try_write; only what the kernel did not take is copied into a write
  * request, and reading stops until that request completes.
  *
+ * Accepted TCP sockets keep the kernel's default, Nagle on, as Node's net
+ * and cnet do (see bench/epoll-echo.c).
+ *
  * An idle connection costs one malloc'd uv_tcp_t (or uv_pipe_t) either way.
  * SIGTERM and SIGINT end it at once (the default action). */
 #include <uv.h>
@@ -166,8 +169,6 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)client, on_close);
     return;
   }
-  if (!is_pipe)
-    uv_tcp_nodelay((uv_tcp_t *)client, 1);
   uv_read_start(client, try_write ? alloc_slab : alloc_malloc, on_read);
 }
 
