@@ -13,135 +13,7 @@
  *                             ERR_STREAM_ALREADY_FINISHED) end close(false) */
 #include "harness.h"
 
-static trace_t CT, ST; /* client side, server side */
-
-/* Consecutive 'data' events are one word: how a stream is cut into reads is
- * the kernel's business. */
-static void trace_event(trace_t *t, const cnet_event_t *ev) {
-  const char *w = cnet_event_name(ev->type);
-
-  if (ev->type == CNET_EV_DATA && t->len >= 4 &&
-      strcmp(t->buf + t->len - 4, "data") == 0)
-    return;
-  if (ev->type == CNET_EV_CLOSE)
-    w = ev->close.had_error ? "close(true)" : "close(false)";
-  trace_add(t, w);
-}
-
-typedef struct {
-  char buf[1 << 17];
-  size_t len;
-} rx_t;
-
-static void rx_add(rx_t *rx, const cnet_event_t *ev) {
-  ASSERT_GT(ev->data.len, 0);
-  ASSERT(rx->len + ev->data.len <= sizeof(rx->buf));
-  memcpy(rx->buf + rx->len, ev->data.base, ev->data.len); /* copy: valid
-                                                             only now */
-  rx->len += ev->data.len;
-}
-
-/* ---- a server whose accepted socket is traced into ST ------------------- */
-
-typedef void (*conn_hook_fn)(cnet_socket_t *s);
-
-static struct {
-  cnet_server_t *srv;
-  cnet_socket_t *conn; /* the last accepted; valid until its 'close' */
-  int connections;
-  int port;
-  rx_t rx;
-  conn_hook_fn hook;
-  bool no_rx; /* big transfers check their bytes themselves */
-  uint64_t bytes_read, bytes_written; /* at the accepted socket's 'close' */
-} S;
-
-static rx_t CRX; /* what the client received */
-
-static void server_sock_event(cnet_socket_t *s, const cnet_event_t *ev,
-                              void *ctx) {
-  (void)ctx;
-  trace_event(&ST, ev);
-  if (ev->type == CNET_EV_DATA && !S.no_rx)
-    rx_add(&S.rx, ev);
-  if (ev->type == CNET_EV_CLOSE) {
-    S.bytes_read = cnet_socket_bytes_read(s);
-    S.bytes_written = cnet_socket_bytes_written(s);
-    S.conn = NULL;
-  }
-}
-
-static void on_connection(cnet_server_t *srv, const cnet_event_t *ev,
-                          void *ctx) {
-  cnet_socket_t *s = ev->connection;
-  static const cnet_event_type_t types[] = {
-      CNET_EV_DATA, CNET_EV_END, CNET_EV_FINISH, CNET_EV_ERROR, CNET_EV_CLOSE};
-
-  (void)ctx;
-  S.conn = s;
-  S.connections++;
-  trace_add(&ST, "connection");
-  for (size_t i = 0; i < ARRAY_LEN(types); i++)
-    ASSERT_EQ(0, cnet_socket_on(s, types[i], server_sock_event, NULL));
-  cnet_server_close(srv, NULL, NULL); /* one connection per test */
-  if (S.hook != NULL)
-    S.hook(s);
-}
-
-static void reset(void) {
-  memset(&CT, 0, sizeof(CT));
-  memset(&ST, 0, sizeof(ST));
-  memset(&S, 0, sizeof(S));
-  memset(&CRX, 0, sizeof(CRX));
-}
-
-/* Listens on 127.0.0.1 (or host) port 0; returns the port. */
-static int start_server_opts(uv_loop_t *loop, const cnet_server_options_t *o,
-                             const char *host, conn_hook_fn hook) {
-  S.srv = cnet_create_server(loop, o, on_connection, NULL);
-  ASSERT_NOT_NULL(S.srv);
-  S.hook = hook;
-  ASSERT_EQ(0, cnet_server_listen_port(S.srv, 0, host, 0, NULL, NULL));
-  S.port = server_port(S.srv);
-  return S.port;
-}
-
-static int start_server(uv_loop_t *loop, conn_hook_fn hook) {
-  return start_server_opts(loop, NULL, "127.0.0.1", hook);
-}
-
-static void client_event(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
-  (void)s;
-  (void)ctx;
-  trace_event(&CT, ev);
-  if (ev->type == CNET_EV_DATA)
-    rx_add(&CRX, ev);
-}
-
-/* Traces every client event that a test does not handle itself. */
-static void trace_client(cnet_socket_t *c) {
-  static const cnet_event_type_t types[] = {
-      CNET_EV_CONNECT, CNET_EV_READY, CNET_EV_DATA,  CNET_EV_END,
-      CNET_EV_FINISH,  CNET_EV_ERROR, CNET_EV_CLOSE, CNET_EV_DRAIN};
-
-  for (size_t i = 0; i < ARRAY_LEN(types); i++)
-    ASSERT_EQ(0, cnet_socket_on(c, types[i], client_event, NULL));
-}
-
-static cnet_socket_t *connect_client(uv_loop_t *loop, int port,
-                                     cnet_socket_listener cb, void *ctx) {
-  cnet_connect_options_t o = {.port = port, .host = "127.0.0.1"};
-  cnet_socket_t *c = cnet_create_connection(loop, &o, cb, ctx);
-
-  ASSERT_NOT_NULL(c);
-  trace_client(c);
-  return c;
-}
-
-static void finish(uv_loop_t *loop) {
-  cnet_server_free(S.srv);
-  loop_finish(loop);
-}
+#include "one-connection.h"
 
 /* ---- CE-01, EN-11 ----------------------------------------------------------
  */
@@ -1025,7 +897,8 @@ TEST_CASE(ipc_connect_and_echo_via_path) {
   ASSERT_EQ(-1, access(path, F_OK));
 }
 
-/* ---- WR-15: writing to a peer that has gone is an error, never SIGPIPE ---- */
+/* ---- WR-15: writing to a peer that has gone is an error, never SIGPIPE ----
+ */
 
 static uv_timer_t epipe_timer;
 static const char *epipe_code;

@@ -12,159 +12,9 @@
  * checks Node's behaviour. */
 #include "harness.h"
 
-static trace_t CT, ST; /* client side, server side */
-
-/* An 'error' nobody listens to is a bug in the test or the library. */
-static void fail_unhandled(const char *what, const cnet_error_t *err,
-                           void *ctx) {
-  (void)ctx;
-  FAIL("unhandled %s 'error': %s (%s)", what, err->message,
-       err->code ? err->code : "?");
-}
-
-/* Consecutive 'data' events are one word: how a stream is cut into reads is
- * the kernel's business. */
-static void trace_event(trace_t *t, const cnet_event_t *ev) {
-  const char *w = cnet_event_name(ev->type);
-  char buf[160];
-
-  if (ev->type == CNET_EV_DATA && t->len >= 4 &&
-      strcmp(t->buf + t->len - 4, "data") == 0)
-    return;
-  if (ev->type == CNET_EV_CLOSE)
-    w = ev->close.had_error ? "close(true)" : "close(false)";
-  if (ev->type == CNET_EV_ERROR) {
-    snprintf(buf, sizeof(buf), "error:%s", ev->error->code);
-    w = buf;
-  }
-  trace_add(t, w);
-}
-
-typedef struct {
-  char buf[1 << 16];
-  size_t len;
-} rx_t;
-
-static void rx_add(rx_t *rx, const cnet_event_t *ev) {
-  ASSERT_GT(ev->data.len, 0);
-  ASSERT(rx->len + ev->data.len <= sizeof(rx->buf));
-  memcpy(rx->buf + rx->len, ev->data.base, ev->data.len);
-  rx->len += ev->data.len;
-}
-
-/* ---- a server whose accepted socket is traced into ST -------------------- */
-
-typedef void (*conn_hook_fn)(cnet_socket_t *s);
-
-static struct {
-  cnet_server_t *srv;
-  cnet_socket_t *conn; /* the last accepted; valid until its 'close' */
-  int connections;
-  int port;
-  rx_t rx;
-  conn_hook_fn hook;
-  bool no_rx;         /* big transfers count their bytes only */
-  uint64_t received;  /* every byte, also with no_rx */
-  const char *expect; /* with no_rx: what the bytes must be, if not NULL */
-  cnet_error_t error; /* the accepted socket's 'error' */
-} S;
-
-static rx_t CRX; /* what the client received */
-
-static void server_sock_event(cnet_socket_t *s, const cnet_event_t *ev,
-                              void *ctx) {
-  (void)s;
-  (void)ctx;
-  trace_event(&ST, ev);
-  if (ev->type == CNET_EV_DATA) {
-    if (S.expect != NULL)
-      for (size_t i = 0; i < ev->data.len; i++)
-        if (ev->data.base[i] != S.expect[S.received + i])
-          FAIL("received byte %llu is 0x%02x, not 0x%02x",
-               (unsigned long long)(S.received + i),
-               (unsigned char)ev->data.base[i],
-               (unsigned char)S.expect[S.received + i]);
-    S.received += ev->data.len;
-    if (!S.no_rx)
-      rx_add(&S.rx, ev);
-  }
-  if (ev->type == CNET_EV_ERROR)
-    S.error = *ev->error;
-  if (ev->type == CNET_EV_CLOSE)
-    S.conn = NULL;
-}
-
-static void on_connection(cnet_server_t *srv, const cnet_event_t *ev,
-                          void *ctx) {
-  cnet_socket_t *s = ev->connection;
-  static const cnet_event_type_t types[] = {
-      CNET_EV_DATA, CNET_EV_END, CNET_EV_FINISH, CNET_EV_ERROR, CNET_EV_CLOSE};
-
-  (void)ctx;
-  S.conn = s;
-  S.connections++;
-  trace_add(&ST, "connection");
-  for (size_t i = 0; i < ARRAY_LEN(types); i++)
-    ASSERT_EQ(0, cnet_socket_on(s, types[i], server_sock_event, NULL));
-  cnet_server_close(srv, NULL, NULL); /* one connection per test */
-  if (S.hook != NULL)
-    S.hook(s);
-}
-
-static void reset(void) {
-  memset(&CT, 0, sizeof(CT));
-  memset(&ST, 0, sizeof(ST));
-  memset(&S, 0, sizeof(S));
-  memset(&CRX, 0, sizeof(CRX));
-  cnet_set_unhandled_error_handler(fail_unhandled, NULL);
-}
-
-static int start_server_opts(uv_loop_t *loop, const cnet_server_options_t *o,
-                             conn_hook_fn hook) {
-  S.srv = cnet_create_server(loop, o, on_connection, NULL);
-  ASSERT_NOT_NULL(S.srv);
-  S.hook = hook;
-  ASSERT_EQ(0, cnet_server_listen_port(S.srv, 0, "127.0.0.1", 0, NULL, NULL));
-  S.port = server_port(S.srv);
-  return S.port;
-}
-
-static int start_server(uv_loop_t *loop, conn_hook_fn hook) {
-  return start_server_opts(loop, NULL, hook);
-}
-
-static void client_event(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
-  (void)s;
-  (void)ctx;
-  trace_event(&CT, ev);
-  if (ev->type == CNET_EV_DATA)
-    rx_add(&CRX, ev);
-}
-
-/* Traces every client event. */
-static void trace_client(cnet_socket_t *c) {
-  static const cnet_event_type_t types[] = {
-      CNET_EV_CONNECT, CNET_EV_READY, CNET_EV_DATA,  CNET_EV_END,
-      CNET_EV_FINISH,  CNET_EV_ERROR, CNET_EV_CLOSE, CNET_EV_DRAIN};
-
-  for (size_t i = 0; i < ARRAY_LEN(types); i++)
-    ASSERT_EQ(0, cnet_socket_on(c, types[i], client_event, NULL));
-}
-
-static cnet_socket_t *connect_client(uv_loop_t *loop, int port,
-                                     cnet_socket_listener cb, void *ctx) {
-  cnet_connect_options_t o = {.port = port, .host = "127.0.0.1"};
-  cnet_socket_t *c = cnet_create_connection(loop, &o, cb, ctx);
-
-  ASSERT_NOT_NULL(c);
-  trace_client(c);
-  return c;
-}
-
-static void finish(uv_loop_t *loop) {
-  cnet_server_free(S.srv);
-  loop_finish(loop);
-}
+#define ONE_CONNECTION_ERROR_CODES 1
+#define ONE_CONNECTION_UNHANDLED_FAILS 1
+#include "one-connection.h"
 
 /* A write callback that records "cb:OK" or "cb:<code>" in CT and, for the
  * Node errors, checks Node's exact message. */
@@ -776,7 +626,7 @@ TEST_CASE(wr07_buffer_size_is_writable_length_zero_at_finish) {
   wr07.buf = calloc(1, MB);
   ASSERT_NOT_NULL(wr07.buf);
   S.no_rx = true;
-  c = connect_client(loop, start_server_opts(loop, &so, wr07_hook),
+  c = connect_client(loop, start_server_opts(loop, &so, NULL, wr07_hook),
                      wr07_connect, NULL);
   /* While connecting: 1, 2. */
   ASSERT_EQ(0, cnet_socket_writable_length(c));
@@ -1149,7 +999,7 @@ TEST_CASE(en02_server_allow_half_open_writes_until_end) {
   cnet_server_options_t so = {.allow_half_open = true};
 
   reset();
-  connect_client(loop, start_server_opts(loop, &so, hook_half_open_end),
+  connect_client(loop, start_server_opts(loop, &so, NULL, hook_half_open_end),
                  client_end_hi, NULL);
   run_bounded(loop, 3000);
   ASSERT_STR_EQ(ST.buf, "connection data end wrote finish close(false)");
@@ -1241,7 +1091,7 @@ TEST_CASE(st03_ready_state_through_a_half_open_client_lifetime) {
 
   reset();
   client_states[0] = '\0';
-  start_server_opts(loop, &sso, st03_hook);
+  start_server_opts(loop, &sso, NULL, st03_hook);
   strcat(client_states, "new:");
   strcat(client_states, cnet_socket_ready_state(c));
   ASSERT_EQ(0, cnet_socket_connect_port(c, S.port, "127.0.0.1", st03_connect,
@@ -1393,8 +1243,8 @@ TEST_CASE(ds02_destroy_err_fails_queued_writes_in_order) {
   ds02.buf = calloc(1, 256 * 1024);
   ASSERT_NOT_NULL(ds02.buf);
   S.no_rx = true;
-  c = connect_client(loop, start_server_opts(loop, &so, NULL), ds02_connect,
-                     NULL);
+  c = connect_client(loop, start_server_opts(loop, &so, NULL, NULL),
+                     ds02_connect, NULL);
   (void)c;
   run_bounded(loop, 3000);
   ASSERT_STR_EQ(CT.buf, ds02.want);
