@@ -26,6 +26,8 @@ have node || need nodejs
 deb_installed netcat-openbsd || { ! have dpkg-query && have nc; } ||
   need netcat-openbsd
 have valgrind || need valgrind
+# test/test-netns.sh: network namespaces, veth and tc (it skips without them).
+{ have ip && have tc; } || need iproute2
 # make fuzz and the fuzz-smoke test: clang, and its runtimes (libFuzzer and
 # the sanitizers), which Debian packages apart from the compiler.
 have clang || need clang
