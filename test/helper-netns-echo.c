@@ -58,9 +58,12 @@ static const char *mode = "?";
     exit(1);                                                                   \
   } while (0)
 
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+static uint64_t now_ms(void) {
+  return uv_hrtime() / 1000000u;
+}
 
-/* ---- echo ----------------------------------------------------------------- */
+/* ---- echo -----------------------------------------------------------------
+ */
 
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15u);
@@ -88,11 +91,11 @@ typedef struct conn_s {
   cnet_socket_t *s;
   int id;
   bool connected, ended_by_peer, closed;
-  int exchange;   /* the one in flight, -1 when none */
-  size_t len;     /* its size */
-  size_t got;     /* bytes of it back so far */
-  uint64_t t0;    /* when it was written */
-  unsigned done;  /* exchanges completed on this connection */
+  int exchange;  /* the one in flight, -1 when none */
+  size_t len;    /* its size */
+  size_t got;    /* bytes of it back so far */
+  uint64_t t0;   /* when it was written */
+  unsigned done; /* exchanges completed on this connection */
   unsigned char msg[MAX_MSG];
 } conn_t;
 
@@ -101,9 +104,9 @@ static struct {
   int port;
   unsigned count, nconns;
   uint64_t seed;
-  unsigned next;       /* the next exchange to start */
-  unsigned completed;  /* exchanges that came back whole */
-  uint64_t bytes;      /* bytes of completed exchanges */
+  unsigned next;      /* the next exchange to start */
+  unsigned completed; /* exchanges that came back whole */
+  uint64_t bytes;     /* bytes of completed exchanges */
   unsigned closed;
   uint64_t start;
   uint64_t min_ms, max_ms; /* the quickest and slowest exchange */
@@ -112,9 +115,11 @@ static struct {
 } E;
 
 static void progress(char *buf, size_t size) {
-  snprintf(buf, size, "%u of %u exchanges done, %" PRIu64 " bytes, %u of %u "
-           "connections closed, %" PRIu64 " ms", E.completed, E.count,
-           E.bytes, E.closed, E.nconns, now_ms() - E.start);
+  snprintf(buf, size,
+           "%u of %u exchanges done, %" PRIu64 " bytes, %u of %u "
+           "connections closed, %" PRIu64 " ms",
+           E.completed, E.count, E.bytes, E.closed, E.nconns,
+           now_ms() - E.start);
 }
 
 static void next_exchange(conn_t *c) {
@@ -131,8 +136,7 @@ static void next_exchange(conn_t *c) {
     FAIL("conn %d: write: %s", c->id, cnet_last_error()->message);
 }
 
-static void on_echo_event(cnet_socket_t *s, const cnet_event_t *ev,
-                          void *ctx) {
+static void on_echo_event(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
   conn_t *c = ctx;
   char p[256];
 
@@ -148,7 +152,8 @@ static void on_echo_event(cnet_socket_t *s, const cnet_event_t *ev,
     if (c->exchange < 0 || c->got + n > c->len) {
       progress(p, sizeof(p));
       FAIL("conn %d: %zu bytes more than sent (exchange %d, %zu of %zu "
-           "back); %s", c->id, n, c->exchange, c->got, c->len, p);
+           "back); %s",
+           c->id, n, c->exchange, c->got, c->len, p);
     }
     if (memcmp(c->msg + c->got, d, n) != 0) {
       size_t k = 0;
@@ -157,8 +162,8 @@ static void on_echo_event(cnet_socket_t *s, const cnet_event_t *ev,
         k++;
       progress(p, sizeof(p));
       FAIL("conn %d: exchange %d (%zu bytes): byte %zu is 0x%02x, sent "
-           "0x%02x; %s", c->id, c->exchange, c->len, c->got + k, d[k],
-           c->msg[c->got + k], p);
+           "0x%02x; %s",
+           c->id, c->exchange, c->len, c->got + k, d[k], c->msg[c->got + k], p);
     }
     c->got += n;
     if (c->got == c->len) {
@@ -180,13 +185,13 @@ static void on_echo_event(cnet_socket_t *s, const cnet_event_t *ev,
     if (c->exchange >= 0) {
       progress(p, sizeof(p));
       FAIL("conn %d: the server ended during exchange %d (%zu of %zu "
-           "back); %s", c->id, c->exchange, c->got, c->len, p);
+           "back); %s",
+           c->id, c->exchange, c->got, c->len, p);
     }
     break;
   case CNET_EV_ERROR:
     progress(p, sizeof(p));
-    FAIL("conn %d: %s (%s); %s", c->id, ev->error->message, ev->error->code,
-         p);
+    FAIL("conn %d: %s (%s); %s", c->id, ev->error->message, ev->error->code, p);
   case CNET_EV_CLOSE:
     c->closed = true;
     if (!c->ended_by_peer) {
@@ -235,8 +240,8 @@ static int run_echo(int argc, char **argv) {
   E.start = now_ms();
   for (i = 0; i < E.nconns; i++) {
     conn_t *c = &E.conns[i];
-    cnet_connect_options_t o = {.host = E.host, .port = E.port,
-                                .no_delay = true};
+    cnet_connect_options_t o = {
+        .host = E.host, .port = E.port, .no_delay = true};
 
     c->id = (int)i;
     c->exchange = -1;
@@ -257,8 +262,8 @@ static int run_echo(int argc, char **argv) {
   }
   printf("exchanges %u bytes %" PRIu64 " elapsed_ms %" PRIu64
          " conns %u seed %" PRIu64 " exchange_ms min %" PRIu64 " max %" PRIu64
-         "\n", E.completed, E.bytes, elapsed, E.nconns, E.seed, E.min_ms,
-         E.max_ms);
+         "\n",
+         E.completed, E.bytes, elapsed, E.nconns, E.seed, E.min_ms, E.max_ms);
   for (i = 0; i < E.nconns; i++)
     cnet_socket_free(E.conns[i].s);
   uv_close((uv_handle_t *)&E.deadline, NULL);
@@ -269,7 +274,8 @@ static int run_echo(int argc, char **argv) {
   return 0;
 }
 
-/* ---- hole ----------------------------------------------------------------- */
+/* ---- hole -----------------------------------------------------------------
+ */
 
 static struct {
   bool idle; /* the 'timeout' way, else connect_timeout */
@@ -278,8 +284,7 @@ static struct {
   cnet_error_t error;
 } H;
 
-static void on_hole_event(cnet_socket_t *s, const cnet_event_t *ev,
-                          void *ctx) {
+static void on_hole_event(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
   (void)ctx;
   switch (ev->type) {
   case CNET_EV_CONNECT:
@@ -303,8 +308,8 @@ static void on_hole_event(cnet_socket_t *s, const cnet_event_t *ev,
 }
 
 static int run_hole(int argc, char **argv) {
-  static const cnet_event_type_t types[] = {
-      CNET_EV_CONNECT, CNET_EV_TIMEOUT, CNET_EV_ERROR, CNET_EV_CLOSE};
+  static const cnet_event_type_t types[] = {CNET_EV_CONNECT, CNET_EV_TIMEOUT,
+                                            CNET_EV_ERROR, CNET_EV_CLOSE};
   uv_loop_t *loop = uv_default_loop();
   cnet_connect_options_t o = {0};
   cnet_socket_t *s;
@@ -353,7 +358,8 @@ static int run_hole(int argc, char **argv) {
            H.had_error ? H.error.message : "no error");
   }
   printf("hole %s ended_by_timeout elapsed_ms %" PRIu64 " timeout_ms %" PRIu64
-         "%s%s\n", argv[4], elapsed, ms, H.had_error ? " message " : "",
+         "%s%s\n",
+         argv[4], elapsed, ms, H.had_error ? " message " : "",
          H.had_error ? H.error.message : "");
   fflush(stdout);
   if (elapsed + 1 < ms || elapsed > ms + HOLE_SLACK_MS)
