@@ -98,7 +98,7 @@ bench-build: setup
 	  $(CMAKE) -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
 	    -DCNET_BUILD_BENCH=ON $(CMAKE_ARGS)
 	$(CMAKE) --build $(BENCH_BUILD) -j$(JOBS) --target example-echo-server \
-	  bench-idle-clients bench-uv-echo bench-loadgen bench-epoll-echo
+	  bench-uv-echo bench-loadgen bench-epoll-echo
 
 bench-memory: bench-build
 	CNET_BUILD_DIR="$$(cd $(BENCH_BUILD) && pwd)" bash bench/idle-memory.sh $(BENCH_ARGS)

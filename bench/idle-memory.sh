@@ -12,16 +12,17 @@
 #          uv_try_write, a write request only for what the kernel refused)
 #   node   node bench/node-echo.js (net.createServer((c) => c.pipe(c)))
 #
-# Each measurement starts the server afresh under `prlimit --nofile=K+64`,
-# warms it up with 64 connections (opened, echoed, closed: one-time costs
-# such as a loop's read buffer are not per connection), reads its RSS (Rss of
-# /proc/PID/smaps_rollup), opens K connections with bench/idle-clients (each
-# sends one byte and waits for its echo, so the server has accepted and set
-# up every one), waits 1 s, reads the RSS again, and prints
-# (after - before) / K. Kernel memory (socket buffers, the descriptor itself)
-# is not in a process's RSS, so this is the user-space cost. Runs are
-# interleaved (cnet libuv libuv-tw node cnet ...) and the median of RUNS
-# (default 3) is the figure; every run is printed.
+# Each measurement starts the server afresh under `prlimit --nofile=K+64`
+# and runs `bench/loadgen --mode idle -c K --idle-exit --server-pid PID`,
+# which warms it up with 64 connections (opened, echoed, closed: one-time
+# costs such as a loop's read buffer are not per connection), reads its RSS
+# (Rss of /proc/PID/smaps_rollup), opens K connections (each sends one byte
+# and waits for its echo, so the server has accepted and set up every one),
+# waits 1 s, reads the RSS again, and prints (after - before) * 1024 / K
+# (bytes_per_conn), the figure of the run. Kernel memory (socket buffers, the
+# descriptor itself) is not in a process's RSS, so this is the user-space
+# cost. Runs are interleaved (cnet libuv libuv-tw node cnet ...) and the
+# median of RUNS (default 3) is the figure; every run is printed.
 #
 # Environment: CNET_BUILD_DIR (default ./build-bench, a Release build;
 # `make bench-memory` sets it), CNET_NODE (default: node in PATH).
@@ -29,14 +30,11 @@
 # limit that high). --unix uses a Unix socket path instead of TCP.
 set -uo pipefail
 
-test_name=idle-memory
-here_bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export CNET_BUILD_DIR=${CNET_BUILD_DIR:-$(dirname "$here_bench")/build-bench}
-source "$here_bench/../test/common.bash"
-# Clean up in this shell only: a background child that a TERM reaches before
-# it has exec'd its program would otherwise run the trap too.
-trap '[[ $BASHPID == "$$" ]] && cleanup' EXIT
-build=$CNET_BUILD_DIR
+prog=idle-memory
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The servers, starting and stopping them, the exit trap (bench/lib.bash).
+source "$here/lib.bash"
+build=${CNET_BUILD_DIR:-$src/build-bench}
 
 k=10000
 runs=3
@@ -44,101 +42,70 @@ unix=0
 servers=()
 while (($#)); do
   case $1 in
-  -k) k=$2; shift 2 ;;
-  -r) runs=$2; shift 2 ;;
+  -k) need_arg "$@"; k=$2; shift 2 ;;
+  -r) need_arg "$@"; runs=$2; shift 2 ;;
   --unix) unix=1; shift ;;
-  -h | --help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
+  -h | --help) usage; exit 0 ;;
   -*) echo "idle-memory: unknown option $1" >&2; exit 64 ;;
   *) servers+=("$1"); shift ;;
   esac
 done
 
-clients=$build/bench/idle-clients
+[[ $k =~ ^[1-9][0-9]*$ ]] || die "-k wants a whole number >= 1, not '$k'"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "-r wants a whole number >= 1, not '$runs'"
+find_build bench-memory
 nofile=$((k + 64))
-[[ -x $clients ]] || { echo "idle-memory: $clients not built" >&2; exit 1; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnet-idle-memory.XXXXXX") || die "mktemp failed"
 
-# server_cmd NAME: the command line of a server, on $where.
-server_cmd() {
+# lib_name NAME: lib.bash's name for one of this script's servers (whose
+# names stay as they were, for the output and BENCH_ARGS).
+lib_name() {
   case $1 in
-  cnet) echo "$examples/echo-server $where --bench" ;;
-  libuv) echo "$build/bench/uv-echo $where" ;;
-  libuv-tw) echo "$build/bench/uv-echo --try-write $where" ;;
-  node) echo "$nodejs $here_bench/node-echo.js $where" ;;
-  esac
-}
-
-available() {
-  case $1 in
-  cnet) [[ -x $examples/echo-server ]] ;;
-  libuv | libuv-tw) [[ -x $build/bench/uv-echo ]] ;;
-  node) [[ -n $nodejs && -x $nodejs ]] ;;
-  *) return 1 ;;
+  libuv) echo uv ;;
+  libuv-tw) echo uv-try ;;
+  node) echo node-pipe ;;
+  *) echo "$1" ;;
   esac
 }
 
 if ((${#servers[@]} == 0)); then
   for s in cnet libuv libuv-tw node; do
-    if available "$s"; then servers+=("$s"); else echo "idle-memory: skipping $s (not built / not found)" >&2; fi
+    if available "$(lib_name "$s")"; then servers+=("$s"); else echo "idle-memory: skipping $s (not built / not found)" >&2; fi
   done
 fi
 for s in "${servers[@]}"; do
-  available "$s" || { echo "idle-memory: server '$s' unknown or not built" >&2; exit 1; }
+  [[ " cnet libuv libuv-tw node " == *" $s "* ]] && available "$(lib_name "$s")" ||
+    { echo "idle-memory: server '$s' unknown or not built" >&2; exit 1; }
 done
-
-# rss_kib PID: resident KiB (Rss of smaps_rollup; VmRSS if there is none).
-rss_kib() {
-  awk '/^Rss:/ { print $2; exit }' "/proc/$1/smaps_rollup" 2>/dev/null ||
-    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
-}
-
-# hold N LOG: run idle-clients with N connections until "ready N"; sets $cpid.
-hold() {
-  local n=$1 log=$2 i
-  : >"$log"
-  prlimit --nofile="$nofile" "$clients" -k "$n" -t 120 "$target" \
-    </dev/null >"$log" 2>&1 &
-  cpid=$!
-  pids+=("$cpid")
-  for ((i = 0; i < 1200; i++)); do
-    grep -q "^ready $n\$" "$log" && return 0
-    kill -0 "$cpid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "idle-memory: idle-clients did not get $n connections up:" >&2
-  sed 's/^/  /' "$log" >&2
-  return 1
-}
 
 # measure NAME: one run against one server; sets $bpc (bytes per connection).
 measure() {
-  local name=$1 before after
-  local log="$tmp/$name.$r.log" warm="$tmp/warm.$name.$r.log"
-  local clients_log="$tmp/clients.$name.$r.log"
-  if ((unix)); then where="$tmp/$name.sock"; else where=0; fi
-  # shellcheck disable=SC2046
-  : >"$log"
-  start "$log" prlimit --nofile="$nofile" $(server_cmd "$name")
-  local spid=$pid
-  if ((unix)); then
-    wait_for "$log" '^(server bound|listening on)' "$spid" >&2 || return 1
-    for _ in $(seq 50); do [[ -S $where ]] && break; sleep 0.1; done
-    target=$where
-  else
-    wait_for "$log" '^listening on [0-9]+' "$spid" >&2 || return 1
-    target=$(tcp_port "$log")
+  local name=$1 where spid target why rc line
+  local log=$tmp/$name.$r.log out=$tmp/loadgen.$name.$r.out err=$tmp/loadgen.$name.$r.err
+  if ((unix)); then where=$tmp/$name.sock; else where=0; fi
+  start_server "$(lib_name "$name")" "$where" "$log" prlimit --nofile="$nofile"
+  if ! wait_listening "$log" "$spid" "$where" 150; then
+    echo "idle-memory: $name: $why:" >&2
+    sed 's/^/  /' "$log" >&2
+    stop "$spid"
+    return 1
   fi
-  hold 64 "$warm" || { stop "$spid"; return 1; }
-  stop "$cpid"
-  sleep 0.5
-  before=$(rss_kib "$spid")
-  hold "$k" "$clients_log" || { stop "$spid"; return 1; }
-  sleep 1
-  after=$(rss_kib "$spid")
+  # --timeout 120: the whole run, warm-up and K connections set up.
+  run_client "$out" "$err" prlimit --nofile="$nofile" "$loadgen" --mode idle -c "$k" \
+    --idle-exit --timeout 120 --server-pid "$spid" "$target"
+  rc=$?
+  line=$(grep '^mode=' "$out" | tail -n 1)
+  bpc=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^bytes_per_conn=//p')
+  if ((rc != 0)) || ! [[ $bpc =~ ^-?[0-9]+$ ]]; then
+    echo "idle-memory: loadgen did not measure $name (exit $rc):" >&2
+    sed 's/^/  /' "$err" "$out" >&2
+    stop "$spid"
+    return 1
+  fi
   kill -0 "$spid" 2>/dev/null || { echo "idle-memory: $name died" >&2; return 1; }
-  stop "$cpid"
   stop "$spid"
   ((unix)) && rm -f "$where"
-  bpc=$(((after - before) * 1024 / k))
+  return 0
 }
 
 # median VALUES...

@@ -33,8 +33,14 @@
 # Prints a markdown table; exits 1 if any measurement failed.
 set -uo pipefail
 
+prog=instructions
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-src=$(dirname "$here")
+# die, usage, parse_opts, the servers, starting and stopping them, the exit trap.
+source "$here/lib.bash"
+# callgrind writes its file on the way out, which takes a while: SIGKILL only
+# after 30 s in a run, 10 s when interrupted.
+stop_tenths=300
+cleanup_tenths=100
 
 build=${BENCH_BUILD:-$src/build-bench}
 servers_opt=cnet,uv-try,uv,epoll
@@ -44,26 +50,9 @@ warm_ops=200
 out_dir=${BENCH_OUT:-}
 server_cpu=${BENCH_SERVER_CPU:-0}
 client_cpu=${BENCH_CLIENT_CPU:-1}
-nodejs=${CNET_NODE:-$(command -v node || true)}
-all_servers=(epoll uv uv-try node-pipe node-data cnet)
 
-die() { echo "instructions: $*" >&2; exit 2; }
-usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-need_arg() { (($# >= 2)) && [[ -n $2 ]] || die "option $1 needs a value"; }
-while (($#)); do
-  case $1 in
-  -s) need_arg "$@"; servers_opt=$2; shift 2 ;;
-  -n) need_arg "$@"; counts_opt=$2; shift 2 ;;
-  -c) need_arg "$@"; conns_opt=$2; shift 2 ;;
-  -W) need_arg "$@"; warm_ops=$2; shift 2 ;;
-  -b) need_arg "$@"; build=$2; shift 2 ;;
-  -o) need_arg "$@"; out_dir=$2; shift 2 ;;
-  -h | --help) usage; exit 0 ;;
-  *) die "unknown argument '$1' (-h for help)" ;;
-  esac
-done
+parse_opts '-s=servers_opt -n=counts_opt -c=conns_opt -W=warm_ops -b=build -o=out_dir' "$@"
 
-IFS=, read -ra servers <<<"$servers_opt"
 IFS=, read -ra counts <<<"$counts_opt"
 IFS=, read -ra conns <<<"$conns_opt"
 ((${#counts[@]} == 2)) || die "-n wants two counts, N1,N2"
@@ -72,110 +61,34 @@ n1=${counts[0]} n2=${counts[1]}
 [[ $warm_ops =~ ^[0-9]+$ ]] || die "-W wants a whole number"
 for c in "${conns[@]}"; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "-c wants connection counts >= 1, not '$c'"; done
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
-[[ -d $build ]] || die "no build directory $build (run 'make bench-build' first)"
-build=$(cd "$build" && pwd)
-loadgen=$build/bench/loadgen
-[[ -x $loadgen ]] || die "$loadgen is not built (run 'make bench-instructions', which builds it)"
+find_build bench-instructions
 if (($(nproc) < 2)); then server_cpu=0 client_cpu=0; fi
-
-server_cmd() {
-  case $1 in
-  epoll) cmd=("$build/bench/epoll-echo" "$2") ;;
-  uv) cmd=("$build/bench/uv-echo" "$2") ;;
-  uv-try) cmd=("$build/bench/uv-echo" --try-write "$2") ;;
-  node-pipe) cmd=("$nodejs" "$here/node-echo.js" "$2") ;;
-  node-data) cmd=("$nodejs" "$here/node-echo.js" "$2" --data) ;;
-  cnet) cmd=("$build/examples/echo-server" "$2" --bench) ;;
-  esac
-}
-available() {
-  case $1 in
-  epoll) [[ -x $build/bench/epoll-echo ]] ;;
-  uv | uv-try) [[ -x $build/bench/uv-echo ]] ;;
-  node-pipe | node-data) [[ -n $nodejs && -x $nodejs ]] ;;
-  cnet) [[ -x $build/examples/echo-server ]] ;;
-  *) return 1 ;;
-  esac
-}
-for s in "${servers[@]}"; do
-  [[ " ${all_servers[*]} " == *" $s "* ]] || die "unknown server '$s' (one of: ${all_servers[*]})"
-  available "$s" || die "server '$s' is not built / not found"
-done
+pick_servers "$servers_opt"
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out_dir=${out_dir:-$build/bench-results/instructions-$stamp}
 mkdir -p "$out_dir" || die "cannot create $out_dir"
 
-pids=()
-owner=$BASHPID
-cleanup() {
-  local p
-  [[ $BASHPID == "$owner" ]] || return 0
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# stop PID: SIGTERM, SIGKILL after 30 s (callgrind writes its file on the
-# way out), reaped.
-stop() {
-  local p=$1
-  if kill -TERM "$p" 2>/dev/null; then
-    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  fi
-  wait "$p" 2>/dev/null
-  forget "$p"
-}
-
-# forget PID: drop PID from the ones the exit trap stops.
-forget() {
-  local keep=() q
-  for q in "${pids[@]}"; do [[ $q == "$1" ]] || keep+=("$q"); done
-  pids=("${keep[@]}")
-}
-
 failures=()
 # count SERVER CONNS N: the server's total Ir for N round trips; sets ir.
 count() {
-  local s=$1 c=$2 n=$3 spid lpid port rc i
+  local s=$1 c=$2 n=$3 spid target why rc
   local base=$out_dir/$s.c$c.n$n
   local cg=$base.callgrind log=$base.server.log lg=$base.loadgen.log
   ir=
   rm -f "$cg"
-  server_cmd "$s" 0
-  # SIGPIPE ignored, as in bench/run.sh (uv-echo does not ignore it itself).
-  (trap "" PIPE; exec taskset -c "$server_cpu" valgrind --tool=callgrind \
-    --callgrind-out-file="$cg" "${cmd[@]}") </dev/null >"$log" 2>&1 &
-  spid=$!
-  pids+=("$spid")
-  port=
-  for ((i = 0; i < 600; i++)); do
-    port=$(sed -n 's/^listening on \([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-    [[ -n $port ]] && break
-    kill -0 "$spid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [[ -z $port ]]; then
+  start_server "$s" 0 "$log" taskset -c "$server_cpu" valgrind --tool=callgrind --callgrind-out-file="$cg"
+  # 60 s: valgrind starts slowly, Node under it very slowly.
+  if ! wait_listening "$log" "$spid" 0 600; then
     stop "$spid"
     failures+=("$s, $c conn(s), $n: the server never listened (see $log)")
     echo "instructions: *** FAILED: $s: the server never listened:" >&2
     tail -n 15 "$log" | sed 's/^/instructions:     /' >&2
     return 1
   fi
-  timeout -k 5 900 taskset -c "$client_cpu" "$loadgen" --mode ping-pong -c "$c" -m 64 \
-    -W "$warm_ops" -n "$n" --server-pid "$spid" "$port" </dev/null >"$lg" 2>&1 &
-  lpid=$!
-  pids+=("$lpid")
-  wait "$lpid"
+  run_client "$lg" "$lg" timeout -k 5 900 taskset -c "$client_cpu" "$loadgen" --mode ping-pong -c "$c" -m 64 \
+    -W "$warm_ops" -n "$n" --server-pid "$spid" "$target"
   rc=$?
-  forget "$lpid"
   stop "$spid"
   if ((rc != 0)); then
     failures+=("$s, $c conn(s), $n: loadgen exit $rc (see $lg)")

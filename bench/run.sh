@@ -54,8 +54,10 @@
 # coreutils, a POSIX awk and util-linux (taskset, prlimit).
 set -uo pipefail
 
+prog=bench
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-src=$(dirname "$here")
+# die, usage, parse_opts, the servers, starting and stopping them, the exit trap.
+source "$here/lib.bash"
 
 build=${BENCH_BUILD:-$src/build-bench}
 runs=${BENCH_RUNS:-5}
@@ -67,78 +69,24 @@ idle_k=${BENCH_IDLE_CONNS:-10000}
 out_dir=${BENCH_OUT:-}
 server_cpu=${BENCH_SERVER_CPU:-0}
 client_cpu=${BENCH_CLIENT_CPU:-1}
-nodejs=${CNET_NODE:-$(command -v node || true)}
 
-all_servers=(epoll uv uv-try node-pipe node-data cnet)
 all_scenarios=(ping-pong pipeline bulk churn unix idle)
 
-die() { echo "bench: $*" >&2; exit 2; }
-usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-need_arg() { (($# >= 2)) && [[ -n $2 ]] || die "option $1 needs a value"; }
-while (($#)); do
-  case $1 in
-  -r) need_arg "$@"; runs=$2; shift 2 ;;
-  -t) need_arg "$@"; secs=$2; shift 2 ;;
-  -w) need_arg "$@"; warm=$2; shift 2 ;;
-  -s) need_arg "$@"; servers_opt=$2; shift 2 ;;
-  -S) need_arg "$@"; scenarios_opt=$2; shift 2 ;;
-  -k) need_arg "$@"; idle_k=$2; shift 2 ;;
-  -b) need_arg "$@"; build=$2; shift 2 ;;
-  -o) need_arg "$@"; out_dir=$2; shift 2 ;;
-  -h | --help) usage; exit 0 ;;
-  *) die "unknown argument '$1' (-h for help)" ;;
-  esac
-done
+parse_opts '-r=runs -t=secs -w=warm -s=servers_opt -S=scenarios_opt -k=idle_k -b=build -o=out_dir' "$@"
 
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "-r wants a whole number >= 1, not '$runs'"
 [[ $secs =~ ^[0-9]+(\.[0-9]+)?$ ]] && [[ $secs != 0 ]] || die "-t wants seconds > 0, not '$secs'"
 [[ $warm =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "-w wants seconds, not '$warm'"
 [[ $idle_k =~ ^[1-9][0-9]*$ ]] || die "-k wants a whole number >= 1, not '$idle_k'"
-[[ -d $build ]] || die "no build directory $build (run 'make bench-build' first)"
-build=$(cd "$build" && pwd)
+find_build bench
 out_dir=${out_dir:-$build/bench-results}
-loadgen=$build/bench/loadgen
-[[ -x $loadgen ]] || die "$loadgen is not built (run 'make bench', which builds it)"
 
 if (($(nproc) < 2)) && [[ $server_cpu != "$client_cpu" ]]; then
   echo "bench: one CPU only: server and loadgen share CPU 0" >&2
   server_cpu=0 client_cpu=0
 fi
 
-# server_cmd NAME WHERE: the server's command line in the array cmd.
-server_cmd() {
-  case $1 in
-  epoll) cmd=("$build/bench/epoll-echo" "$2") ;;
-  uv) cmd=("$build/bench/uv-echo" "$2") ;;
-  uv-try) cmd=("$build/bench/uv-echo" --try-write "$2") ;;
-  node-pipe) cmd=("$nodejs" "$here/node-echo.js" "$2") ;;
-  node-data) cmd=("$nodejs" "$here/node-echo.js" "$2" --data) ;;
-  cnet) cmd=("$build/examples/echo-server" "$2" --bench) ;;
-  esac
-}
-
-available() {
-  case $1 in
-  epoll) [[ -x $build/bench/epoll-echo ]] ;;
-  uv | uv-try) [[ -x $build/bench/uv-echo ]] ;;
-  node-pipe | node-data) [[ -n $nodejs && -x $nodejs ]] ;;
-  cnet) [[ -x $build/examples/echo-server ]] ;;
-  *) return 1 ;;
-  esac
-}
-
-servers=()
-if [[ -z $servers_opt ]]; then
-  for s in "${all_servers[@]}"; do
-    if available "$s"; then servers+=("$s"); else echo "bench: skipping $s (not built / not found)" >&2; fi
-  done
-else
-  IFS=, read -ra servers <<<"$servers_opt"
-  for s in "${servers[@]}"; do
-    [[ " ${all_servers[*]} " == *" $s "* ]] || die "unknown server '$s' (one of: ${all_servers[*]})"
-    available "$s" || die "server '$s' is not built / not found"
-  done
-fi
+pick_servers "$servers_opt"
 IFS=, read -ra scenarios <<<"$scenarios_opt"
 for sc in "${scenarios[@]}"; do
   [[ " ${all_scenarios[*]} " == *" $sc "* ]] || die "unknown scenario '$sc' (one of: ${all_scenarios[*]})"
@@ -175,59 +123,6 @@ scenario() {
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cnet-bench.XXXXXX") || die "mktemp failed"
-pids=()
-owner=$BASHPID
-cleanup() {
-  local p
-  [[ $BASHPID == "$owner" ]] || return 0
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# stop PID: SIGTERM, SIGKILL after 2 s, reaped.
-stop() {
-  local p=$1
-  if kill -TERM "$p" 2>/dev/null; then
-    for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  fi
-  wait "$p" 2>/dev/null
-  forget "$p"
-}
-
-# forget PID: drop PID from the ones the exit trap stops.
-forget() {
-  local keep=() q
-  for q in "${pids[@]}"; do [[ $q == "$1" ]] || keep+=("$q"); done
-  pids=("${keep[@]}")
-}
-
-# wait_ready LOG PID WHERE: up to 15 s for the server's listening line (and,
-# for a path, the socket file); sets target.
-wait_ready() {
-  local log=$1 p=$2 where=$3 i
-  for ((i = 0; i < 150; i++)); do
-    if [[ $transport == tcp ]]; then
-      target=$(sed -n 's/^listening on \([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
-      [[ -n $target ]] && return 0
-    elif grep -Eq '^(server bound|listening on)' "$log" && [[ -S $where ]]; then
-      target=$where
-      return 0
-    fi
-    kill -0 "$p" 2>/dev/null || { why="server exited before listening"; return 1; }
-    sleep 0.1
-  done
-  why="server not listening after 15 s"
-  return 1
-}
 
 failures=()
 # fail SCEN SERVER RUN WHY LOGS...: report a failed run loudly, keep its logs.
@@ -251,32 +146,21 @@ fail() {
 # measure SCEN SERVER RUN: one run; appends its line to $raw and sets result.
 # Runs in this shell (not $(...)), so that the cleanup trap knows the server.
 measure() {
-  local sc=$1 s=$2 r=$3 where nofile spid lpid rc line lim
+  local sc=$1 s=$2 r=$3 where nofile spid rc line lim
   local slog=$tmp/$sc.$s.$r.server.log out=$tmp/$sc.$s.$r.loadgen.out
   local err=$tmp/$sc.$s.$r.loadgen.err
   scenario "$sc"
   if [[ $transport == unix ]]; then where=$tmp/$s.$r.sock; else where=0; fi
   if [[ $sc == idle ]]; then nofile=$((idle_k + 256)); lim=600; else nofile=4096; lim=$(awk -v a="$secs" -v b="$warm" 'BEGIN { printf "%d", a + b + 90 }'); fi
-  : >"$slog"
-  server_cmd "$s" "$where"
-  # SIGPIPE ignored, as cnet, Node and epoll-echo set it themselves: uv-echo
-  # does not, and dies of it when a client closes with an echo in flight.
-  (trap "" PIPE; exec taskset -c "$server_cpu" prlimit --nofile="$nofile:$nofile" "${cmd[@]}") \
-    </dev/null >"$slog" 2>&1 &
-  spid=$!
-  pids+=("$spid")
-  if ! wait_ready "$slog" "$spid" "$where"; then
+  start_server "$s" "$where" "$slog" taskset -c "$server_cpu" prlimit --nofile="$nofile:$nofile"
+  if ! wait_listening "$slog" "$spid" "$where" 150; then
     stop "$spid"
     fail "$sc" "$s" "$r" "$why" "$slog"
     return 1
   fi
-  timeout -k 5 "$lim" taskset -c "$client_cpu" prlimit --nofile="$nofile:$nofile" \
-    "$loadgen" "${largs[@]}" --server-pid "$spid" "$target" </dev/null >"$out" 2>"$err" &
-  lpid=$!
-  pids+=("$lpid")
-  wait "$lpid"
+  run_client "$out" "$err" timeout -k 5 "$lim" taskset -c "$client_cpu" prlimit --nofile="$nofile:$nofile" \
+    "$loadgen" "${largs[@]}" --server-pid "$spid" "$target"
   rc=$?
-  forget "$lpid"
   line=$(grep '^mode=' "$out" | tail -n 1)
   if ! kill -0 "$spid" 2>/dev/null; then
     wait "$spid" 2>/dev/null
