@@ -958,8 +958,10 @@ CNET_EXTERN void cnet_socket_destroy(cnet_socket_t *s, const cnet_error_t *err);
  * once for IPC; with no connection at all, 'error' ERR_SOCKET_CLOSED. */
 CNET_EXTERN int cnet_socket_reset_and_destroy(cnet_socket_t *s);
 
-/* Give back a socket you own (cnet_socket_new) or retained: destroys it if
- * open. Its 'close' listeners still run; the memory goes after them. */
+/* Give back a socket you own (cnet_socket_new): destroys it if open. Its
+ * 'close' listeners still run; the memory goes after them. On a socket cnet
+ * owns it only destroys it: a retain is given back by
+ * cnet_socket_release(), never by free. NULL: nothing. */
 CNET_EXTERN void cnet_socket_free(cnet_socket_t *s);
 /* Keep a cnet-owned socket (accepted, create_connection) past its 'close';
  * each retain is matched by one cnet_socket_release(). */

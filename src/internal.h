@@ -243,7 +243,7 @@ enum {
   S_UNREF = 1u << 17,
   S_NO_DELAY = 1u << 18,
   S_KEEP_ALIVE = 1u << 19,
-  S_USER_REF = 1u << 20, /* the user's reference (new, retain) is held */
+  S_USER_REF = 1u << 20, /* cnet_socket_new's reference, for _free */
   S_REMOTE_KNOWN = 1u << 21,
   S_COUNTED = 1u << 22, /* counted in server->connections */
   S_AUTO_END = 1u << 23, /* ended by the automatic end() after 'end' */
