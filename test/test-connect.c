@@ -401,15 +401,18 @@ TEST_CASE(cn12_timeout_option_is_set_timeout) {
   server_start(&sv, loop, "127.0.0.1", 0);
   {
     cnet_connect_options_t o = {
-        .port = sv.port, .host = "127.0.0.1", .timeout = 100};
+        .port = sv.port, .host = "127.0.0.1", .timeout = 400};
     s = watch_mask(cnet_create_connection(loop, &o, NULL, NULL), EV_BASIC);
   }
-  ASSERT_EQ(100, cnet_socket_timeout(s));
+  ASSERT_EQ(400, cnet_socket_timeout(s));
   ASSERT_EQ(0, cnet_socket_on(s, CNET_EV_TIMEOUT, cn12_on_timeout, NULL));
-  run_bounded(loop, 3000);
+  run_bounded(loop, 5000);
+  /* 400 ms, not less: a loopback connect under valgrind on a loaded
+   * machine took over 100 ms, and the timeout then fired while connecting
+   * (as Node's would), which is not what this case is about. */
   ASSERT_STR_EQ(T.buf, "connect ready timeout finish end close(false)");
-  ASSERT_GE(t_timeout - t_start, 90);
-  ASSERT_LT(t_timeout - t_start, 1000);
+  ASSERT_GE(t_timeout - t_start, 390);
+  ASSERT_LT(t_timeout - t_start, 2500);
   cnet_server_free(sv.srv);
   loop_finish(loop);
 }
