@@ -227,12 +227,24 @@ static int pipe_write(cnet_socket_t *dst, const char *base, size_t len) {
 /* The destination's buffer is past its high-water mark: the source pauses
  * until the destination's 'drain'. */
 static void pipe_wait_for_drain(cnet_socket_t *s, cnet__pipe_t *p) {
-  if (!(p->dst->flags & S_DESTROYED) && !p->waiting) {
+  if (p->dst->flags & S_DESTROYED)
+    return;
+  if (!p->waiting) {
     p->waiting = true;
     p->next_waiter = p->dst->drain_waiters;
     p->dst->drain_waiters = p;
-    cnet_socket_pause(s);
   }
+  cnet_socket_pause(s); /* every time, as Node: the user may have resumed */
+}
+
+/* A pipe's write the destination could not take (out of memory for the
+ * copy): the bytes are not silently dropped; the destination fails as a
+ * failed write fails it. r is pipe_write's result. */
+static void pipe_write_done(cnet_socket_t *s, cnet__pipe_t *p, int r) {
+  if (r == 0)
+    pipe_wait_for_drain(s, p);
+  else if (r < 0 && !(p->dst->flags & S_DESTROYED))
+    cnet__socket_destroy_errno(p->dst, r, "write");
 }
 
 /* 'data' to the listeners, then to every pipe. */
@@ -245,8 +257,7 @@ static inline void emit_data(cnet_socket_t *s, const char *base, size_t len) {
   }
   for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
     cnet__pipe_t *next = p->next;
-    if (pipe_write(p->dst, base, len) == 0)
-      pipe_wait_for_drain(s, p);
+    pipe_write_done(s, p, pipe_write(p->dst, base, len));
     p = next;
   }
 }
@@ -286,9 +297,14 @@ static void emit_end(cnet_socket_t *s) {
     return;
   s->flags |= S_END_EMITTED;
   cnet__socket_emit_simple(s, CNET_EV_END);
-  for (cnet__pipe_t *p = s->pipes; p != NULL; p = p->next)
-    if (p->end && !(s->flags & S_DESTROYED))
+  /* next read first: an end() that destroys at once (dst == s, or a
+   * failed shutdown) frees the pipes that lead to a destroyed socket. */
+  for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
+    cnet__pipe_t *next = p->next;
+    if (p->end)
       cnet_socket_end(p->dst, NULL, 0, NULL, NULL);
+    p = next;
+  }
   if (s->flags & S_DESTROYED)
     return;
   if (s->flags & S_FINISHED) {
@@ -353,8 +369,7 @@ static inline bool pipe_at_once(cnet_socket_t *s, const char *base,
   }
   cnet__loop_enter(s->loop); /* the kernel took less: queue the rest */
   cnet__socket_retain(s);
-  if (write_rest(dst, base, len, n, NULL, NULL, NULL) == 0)
-    pipe_wait_for_drain(s, p);
+  pipe_write_done(s, p, write_rest(dst, base, len, n, NULL, NULL, NULL));
   cnet__socket_release(s);
   cnet__loop_leave(s->loop);
   return true;

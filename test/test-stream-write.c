@@ -1491,6 +1491,8 @@ TEST_CASE(ds09_reset_and_destroy_in_error_after_destroy_err_one_close) {
 static struct {
   size_t hwm;
   bool s2_is_client; /* S2 made by cnet_socket_new with the option */
+  bool meddle;       /* resume S1 whenever the pipe has paused it */
+  unsigned meddles;
   cnet_server_t *srv;
   cnet_socket_t *a, *b, *s1, *s2;
   char *buf;
@@ -1512,6 +1514,11 @@ static void pipe_sample_loop(uv_check_t *h) {
   n = cnet_socket_writable_length(P.s2);
   if (n > P.max_loop)
     P.max_loop = n;
+  if (P.meddle && P.meddles < 3 && P.s1 != NULL &&
+      cnet_socket_is_paused(P.s1) && P.b_received == 0) {
+    P.meddles++;
+    cnet_socket_resume(P.s1);
+  }
 }
 
 static void pipe_s1_data(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
@@ -1625,7 +1632,7 @@ static void pipe_on_connection(cnet_server_t *srv, const cnet_event_t *ev,
 }
 
 static void run_slow_reader_pipe(size_t hwm_option, size_t hwm,
-                                 bool s2_is_client) {
+                                 bool s2_is_client, bool meddle) {
   uv_loop_t *loop = loop_new();
   cnet_server_options_t so = {.high_water_mark = hwm_option};
   cnet_connect_options_t o = {.host = "127.0.0.1"};
@@ -1634,6 +1641,7 @@ static void run_slow_reader_pipe(size_t hwm_option, size_t hwm,
   memset(&P, 0, sizeof(P));
   P.hwm = hwm;
   P.s2_is_client = s2_is_client;
+  P.meddle = meddle;
   if (s2_is_client) {
     so.high_water_mark = 0; /* the option is S2's own */
     so.pause_on_connect = true;
@@ -1667,8 +1675,14 @@ static void run_slow_reader_pipe(size_t hwm_option, size_t hwm,
   /* Decision 21: one read is at most the loop's 64 KiB slab, and a slow
    * destination holds at most one read past its high-water mark. */
   ASSERT_LT(P.max_read, 65536 + 1);
-  ASSERT_LT(P.max_after, hwm + 65536 + 1);
-  ASSERT_LT(P.max_loop, hwm + 65536 + 1);
+  if (meddle) { /* each resume() lets one more read in, then it pauses */
+    ASSERT_EQ(3, P.meddles);
+    ASSERT_LT(P.max_after, hwm + 4 * 65536 + 1);
+    ASSERT_LT(P.max_loop, hwm + 4 * 65536 + 1);
+  } else {
+    ASSERT_LT(P.max_after, hwm + 65536 + 1);
+    ASSERT_LT(P.max_loop, hwm + 65536 + 1);
+  }
   ASSERT_EQ(0, P.max_drain);
   free(P.buf);
   if (s2_is_client)
@@ -1678,17 +1692,25 @@ static void run_slow_reader_pipe(size_t hwm_option, size_t hwm,
 }
 
 TEST_CASE(pipe_slow_reader_queue_within_default_high_water_mark) {
-  run_slow_reader_pipe(0, 16384, false);
+  run_slow_reader_pipe(0, 16384, false, false);
 }
 
 TEST_CASE(pipe_slow_reader_queue_within_high_water_mark_4096) {
-  run_slow_reader_pipe(4096, 4096, false);
+  run_slow_reader_pipe(4096, 4096, false, false);
+}
+
+/* Node's pipe pauses its source on every write() that returns false, so a
+ * user's resume() of a source the pipe paused lets one read through, no
+ * more: after three such resume()s S2's queue is still within hwm + four
+ * reads (before the fix the pipe never paused it again: 4.4 MB). */
+TEST_CASE(pipe_slow_reader_resumed_source_pauses_again) {
+  run_slow_reader_pipe(4096, 4096, false, true);
 }
 
 /* The same with S2 a client socket given high_water_mark 4096 through
  * cnet_socket_options_t, and B the server's (paused) side. */
 TEST_CASE(pipe_slow_reader_queue_within_socket_option_4096) {
-  run_slow_reader_pipe(4096, 4096, true);
+  run_slow_reader_pipe(4096, 4096, true, false);
 }
 
 /* ---- unpipe stops the flow -------------------------------------------------
