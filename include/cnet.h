@@ -24,9 +24,11 @@
  *
  * Errors come two ways, as in Node. Misuse that Node throws for returns a
  * negative code at once, does nothing else, and leaves Node's full message in
- * cnet_last_error(). Failures at run time are 'error' events (and write
- * callbacks) carrying a cnet_error_t, never delivered from inside the call
- * that caused them.
+ * cnet_last_error() (UV_EINVAL for a NULL argument included). Failures at
+ * run time are 'error' events (and write callbacks) carrying a cnet_error_t,
+ * never delivered from inside the call that caused them. On a NULL object,
+ * void functions do nothing and getters answer as for an empty object (0,
+ * false, NULL, "closed"); test/test-bad-input.c holds every function to it.
  */
 #ifndef CNET_H
 #define CNET_H
@@ -468,14 +470,16 @@ CNET_EXTERN size_t cnet_decoder_max_length(const cnet_decoder_t *d,
 CNET_EXTERN size_t cnet_decoder_write(cnet_decoder_t *d, const void *in,
                                       size_t len, char *out);
 /* decoder.end(): whatever is kept, flushed (U+FFFD for a cut UTF-8
- * character, base64's padded remainder); the decoder is then empty. */
+ * character, base64's padded remainder); the decoder is then empty.
+ * Both: a NULL d or out (or in, with len > 0) returns 0 and does nothing. */
 CNET_EXTERN size_t cnet_decoder_end(cnet_decoder_t *d, char *out);
 
 /* Buffer.from(text, encoding): the bytes Node would produce for the
  * string whose UTF-8 form is text[0..len) (invalid UTF-8 counts as
  * U+FFFD). hex stops at the first pair that is not hex; base64 skips what
  * is not in its alphabet, as Node does. cnet_encode_max_length(enc, len)
- * bytes of room are always enough. */
+ * bytes of room are always enough. A NULL out (or text, with len > 0)
+ * returns 0. */
 CNET_EXTERN size_t cnet_encode_max_length(cnet_encoding_t enc, size_t len);
 CNET_EXTERN size_t cnet_encode(cnet_encoding_t enc, const char *text,
                                size_t len, void *out);
@@ -525,7 +529,8 @@ typedef struct cnet_listen_options_s {
   /* IPC: a Unix socket path; used only when port is 0. Never truncated:
    * a path that does not fit sun_path (107 bytes and a NUL on Linux) is
    * ENAMETOOLONG (Node v20 binds a shorter, different name). On Linux a
-   * leading NUL byte makes an abstract name (no file; give path_len). */
+   * leading NUL byte makes an abstract name (no file; give path_len).
+   * An empty path is ERR_INVALID_ARG_VALUE, as Node's { path: '' }. */
   const char *path;
   size_t path_len;  /* 0: strlen(path); set it for abstract names */
   int backlog;      /* 0: 511 */
@@ -984,7 +989,8 @@ CNET_EXTERN int cnet_socket_set_encoding(cnet_socket_t *s,
                                          const char *encoding);
 
 /* The onread option for a socket that exists already (an accepted one:
- * call it in 'connection'). NULL goes back to 'data' events. */
+ * call it in 'connection'). NULL goes back to 'data' events. Returns 0,
+ * UV_EINVAL (NULL socket) or ERR_INVALID_ARG_VALUE. */
 CNET_EXTERN int cnet_socket_set_onread(cnet_socket_t *s,
                                        const cnet_onread_t *onread);
 

@@ -894,7 +894,10 @@ static int check_options(const cnet_socket_t *s,
   char received[32];
   int err;
 
-  if (s == NULL || o == NULL)
+  if (s == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"socket\" argument",
+                      "cnet_socket_t", "NULL");
+  if (o == NULL)
     return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"options\" argument",
                       "object", "NULL");
   if ((s->flags & (S_CONNECTING | S_CONNECTED | S_HANDLE_OPEN)) &&
@@ -912,7 +915,7 @@ static int check_options(const cnet_socket_t *s,
     err = cnet__check_pipe_path(o->path, *path_len);
     return err != 0 ? cnet__fail_errno(err, "connect") : 0;
   }
-  if (port == CNET__NO_PORT)
+  if (port == CNET__NO_PORT && o->port == 0) /* INT32_MIN given: bad port */
     return cnet__fail(CNET_ERR_MISSING_ARGS,
                       "\"options\" or \"port\" or \"path\"");
   if (o->local_address != NULL && cnet_is_ip(o->local_address) == 0)

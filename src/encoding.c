@@ -308,7 +308,11 @@ static size_t size_mul_add(size_t n, size_t k, size_t c) {
 }
 
 size_t cnet_decoder_max_length(const cnet_decoder_t *d, size_t len) {
-  size_t kept = d->pending_len;
+  size_t kept;
+
+  if (d == NULL)
+    return 0;
+  kept = d->pending_len;
 
   if (len > SIZE_MAX - kept)
     return SIZE_MAX;
@@ -335,8 +339,12 @@ size_t cnet_decoder_max_length(const cnet_decoder_t *d, size_t len) {
 size_t cnet_decoder_write(cnet_decoder_t *d, const void *in, size_t len,
                           char *out) {
   const unsigned char *data = in;
-  cnet_encoding_t enc = decoder_encoding(d);
+  cnet_encoding_t enc;
   sink_t s = {out, 0, 0};
+
+  if (d == NULL || out == NULL || (in == NULL && len != 0))
+    return 0; /* nothing to decode from or into: nothing done */
+  enc = decoder_encoding(d);
 
   if (enc == CNET_ENC_LATIN1 || enc == CNET_ENC_ASCII || enc == CNET_ENC_HEX) {
     make_string(&s, enc, data, len); /* nothing is ever kept */
@@ -432,8 +440,12 @@ size_t cnet_decoder_write(cnet_decoder_t *d, const void *in, size_t len,
 }
 
 size_t cnet_decoder_end(cnet_decoder_t *d, char *out) {
-  cnet_encoding_t enc = decoder_encoding(d);
+  cnet_encoding_t enc;
   sink_t s = {out, 0, 0};
+
+  if (d == NULL || out == NULL)
+    return 0; /* what is kept stays kept */
+  enc = decoder_encoding(d);
 
   /* utf16le ignores an odd last byte (the first bytes of a pair may still
    * make a lone high surrogate). */
@@ -527,6 +539,9 @@ size_t cnet_encode(cnet_encoding_t enc, const char *text, size_t len,
   unsigned char *o = out;
   size_t n = 0;
   unsigned u;
+
+  if (out == NULL || (text == NULL && len != 0))
+    return 0; /* nothing to encode from or into: nothing written */
 
   switch (known(enc)) {
   case CNET_ENC_UTF16LE:

@@ -286,7 +286,10 @@ static int check_listen(const cnet_server_t *srv,
                         const cnet_listen_options_t *o, size_t *path_len) {
   int err;
 
-  if (srv == NULL || o == NULL)
+  if (srv == NULL)
+    return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"server\" argument",
+                      "cnet_server_t", "NULL");
+  if (o == NULL)
     return cnet__fail(CNET_ERR_INVALID_ARG_TYPE, "\"options\" argument",
                       "object", "NULL");
   if ((err = fail_already_listening(srv)) != 0)
@@ -301,6 +304,9 @@ static int check_listen(const cnet_server_t *srv,
   }
   if (o->path != NULL && o->port == 0) {
     *path_len = o->path_len != 0 ? o->path_len : strlen(o->path);
+    if (*path_len == 0) /* LS-12 */
+      return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "argument 'options'",
+                        "is invalid", "{ path: '' }");
     if ((err = cnet__check_pipe_path(o->path, *path_len)) != 0)
       return cnet__fail_errno(err, "listen");
     if (o->path[0] == '\0' && (o->readable_all || o->writable_all)) {
@@ -640,7 +646,7 @@ int cnet_server_address(const cnet_server_t *srv, cnet_address_t *out) {
   socklen_t len = sizeof(sa);
 
   if (out == NULL)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   memset(out, 0, sizeof(*out));
   if (srv == NULL || !(srv->flags & SV_LISTENING))
     return UV_ENOTCONN; /* AD-03: Node's null */
@@ -740,7 +746,7 @@ static int server_add(cnet_server_t *srv, cnet_event_type_t type,
                       cnet_server_listener fn, void *ctx, bool once,
                       bool prepend) {
   if (srv == NULL || fn == NULL || (unsigned)type >= CNET_EV_COUNT_)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   return cnet__emitter_add(&srv->emitter, type, (cnet__any_fn)fn, ctx, once,
                            prepend);
 }
@@ -763,7 +769,7 @@ int cnet_server_prepend_listener(cnet_server_t *srv, cnet_event_type_t type,
 int cnet_server_off(cnet_server_t *srv, cnet_event_type_t type,
                     cnet_server_listener fn, void *ctx) {
   if (srv == NULL)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   cnet__emitter_remove(&srv->emitter, type, (cnet__any_fn)fn, ctx);
   return 0;
 }

@@ -99,13 +99,14 @@ static cnet__extra_t *socket_xextra(cnet_socket_t *s) {
 int cnet_socket_set_onread(cnet_socket_t *s, const cnet_onread_t *onread) {
   cnet__extra_t *x;
 
-  if (s == NULL || (onread != NULL && (onread->callback == NULL ||
-                                       (onread->buffer == NULL &&
-                                        onread->get_buffer == NULL) ||
-                                       (onread->buffer != NULL &&
-                                        onread->len == 0))))
+  if (s == NULL)
+    return cnet__fail(UV_EINVAL);
+  if (onread != NULL &&
+      (onread->callback == NULL ||
+       (onread->buffer == NULL && onread->get_buffer == NULL) ||
+       (onread->buffer != NULL && onread->len == 0)))
     return cnet__fail(CNET_ERR_INVALID_ARG_VALUE, "property 'options.onread'",
-                      "is invalid", onread == NULL ? "NULL" : "{ ... }");
+                      "is invalid", "{ ... }");
   if (onread == NULL) {
     if (s->extra != NULL)
       s->extra->has_onread = false;
@@ -479,7 +480,7 @@ int cnet_socket_address(const cnet_socket_t *s, cnet_address_t *out) {
   int err;
 
   if (out == NULL)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   memset(out, 0, sizeof(*out));
   if (!is_live_tcp(s))
     return UV_ENOTCONN; /* Node: {} */
@@ -495,7 +496,7 @@ int cnet_socket_remote_address(const cnet_socket_t *s, cnet_address_t *out) {
   int len = sizeof(sa);
 
   if (out == NULL)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   memset(out, 0, sizeof(*out));
   if (s == NULL)
     return UV_ENOTCONN;
@@ -536,7 +537,7 @@ static int socket_add(cnet_socket_t *s, cnet_event_type_t type,
   int err;
 
   if (s == NULL || fn == NULL || (unsigned)type >= CNET_EV_COUNT_)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   err = cnet__emitter_add(&s->emitter, type, (cnet__any_fn)fn, ctx, once,
                           prepend);
   /* Node: the first 'data' listener starts the flow, unless paused. */
@@ -564,7 +565,7 @@ int cnet_socket_prepend_listener(cnet_socket_t *s, cnet_event_type_t type,
 int cnet_socket_off(cnet_socket_t *s, cnet_event_type_t type,
                     cnet_socket_listener fn, void *ctx) {
   if (s == NULL)
-    return UV_EINVAL;
+    return cnet__fail(UV_EINVAL);
   cnet__emitter_remove(&s->emitter, type, (cnet__any_fn)fn, ctx);
   return 0;
 }
