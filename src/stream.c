@@ -227,8 +227,6 @@ static int pipe_write(cnet_socket_t *dst, const char *base, size_t len) {
 /* The destination's buffer is past its high-water mark: the source pauses
  * until the destination's 'drain'. */
 static void pipe_wait_for_drain(cnet_socket_t *s, cnet__pipe_t *p) {
-  if (p->dst->flags & S_DESTROYED)
-    return;
   if (!p->waiting) {
     p->waiting = true;
     p->next_waiter = p->dst->drain_waiters;
@@ -237,14 +235,19 @@ static void pipe_wait_for_drain(cnet_socket_t *s, cnet__pipe_t *p) {
   cnet_socket_pause(s); /* every time, as Node: the user may have resumed */
 }
 
-/* A pipe's write the destination could not take (out of memory for the
- * copy): the bytes are not silently dropped; the destination fails as a
- * failed write fails it. r is pipe_write's result. */
-static void pipe_write_done(cnet_socket_t *s, cnet__pipe_t *p, int r) {
+/* After a pipe's write to dst returned r: wait for 'drain' (0), or fail
+ * the destination when it could not take the bytes (out of memory for the
+ * copy: they are not silently dropped). A write that destroyed dst (the
+ * peer is gone) may have freed p -- with s's pipes when dst == s, or as
+ * one of dst's drain waiters -- so p is not touched then. */
+static void pipe_write_done(cnet_socket_t *s, cnet__pipe_t *p,
+                            cnet_socket_t *dst, int r) {
+  if ((s->flags & S_DESTROYED) || (dst->flags & S_DESTROYED))
+    return;
   if (r == 0)
     pipe_wait_for_drain(s, p);
-  else if (r < 0 && !(p->dst->flags & S_DESTROYED))
-    cnet__socket_destroy_errno(p->dst, r, "write");
+  else if (r < 0)
+    cnet__socket_destroy_errno(dst, r, "write");
 }
 
 /* 'data' to the listeners, then to every pipe. */
@@ -257,7 +260,8 @@ static inline void emit_data(cnet_socket_t *s, const char *base, size_t len) {
   }
   for (cnet__pipe_t *p = s->pipes; p != NULL && !(s->flags & S_DESTROYED);) {
     cnet__pipe_t *next = p->next;
-    pipe_write_done(s, p, pipe_write(p->dst, base, len));
+    cnet_socket_t *dst = p->dst;
+    pipe_write_done(s, p, dst, pipe_write(dst, base, len));
     p = next;
   }
 }
@@ -369,7 +373,8 @@ static inline bool pipe_at_once(cnet_socket_t *s, const char *base,
   }
   cnet__loop_enter(s->loop); /* the kernel took less: queue the rest */
   cnet__socket_retain(s);
-  pipe_write_done(s, p, write_rest(dst, base, len, n, NULL, NULL, NULL));
+  pipe_write_done(s, p, dst,
+                  write_rest(dst, base, len, n, NULL, NULL, NULL));
   cnet__socket_release(s);
   cnet__loop_leave(s->loop);
   return true;

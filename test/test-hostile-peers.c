@@ -1856,3 +1856,76 @@ TEST_CASE(hp08_flood_past_max_connections_drops_extras_serves_admitted) {
   loop_finish(loop);
   free(FL.admitted);
 }
+
+/* ---- hp09: pipe(c, c) echo, peers that reset with bytes in flight ---------
+ * Each of 200 raw clients sends 1000 bytes and resets (SO_LINGER 0) before
+ * the server has read anything: the server reads the bytes, the pipe's
+ * echo write fails at once (EPIPE / ECONNRESET) and destroys the socket --
+ * and with it the pipe -- inside the write. Under ASan this once caught a
+ * read of the freed pipe (found by the soak, soak/). Every connection must
+ * end in one 'close', quietly or with that error, and the loop must end
+ * with nothing left. */
+
+static struct {
+  int connections, closes, errors;
+} RP;
+
+static void rp_close(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
+  (void)s;
+  (void)ev;
+  (void)ctx;
+  RP.closes++;
+}
+
+static void rp_error(cnet_socket_t *s, const cnet_event_t *ev, void *ctx) {
+  (void)s;
+  (void)ctx;
+  ASSERT(ev->error->errnum == UV_EPIPE || ev->error->errnum == UV_ECONNRESET);
+  RP.errors++;
+}
+
+static void rp_on_connection(cnet_server_t *srv, const cnet_event_t *ev,
+                             void *ctx) {
+  cnet_socket_t *c = ev->connection;
+
+  (void)ctx;
+  ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_CLOSE, rp_close, NULL));
+  ASSERT_EQ(0, cnet_socket_on(c, CNET_EV_ERROR, rp_error, NULL));
+  ASSERT_EQ(0, cnet_socket_pipe(c, c, NULL));
+  if (++RP.connections == 200)
+    cnet_server_close(srv, NULL, NULL);
+}
+
+TEST_CASE(hp09_pipe_echo_peers_reset_with_bytes_in_flight) {
+  uv_loop_t *loop = loop_new();
+  struct sockaddr_in sin = {.sin_family = AF_INET};
+  cnet_server_t *srv;
+  char buf[1000];
+
+  memset(&RP, 0, sizeof(RP));
+  srv = cnet_create_server(loop, NULL, rp_on_connection, NULL);
+  ASSERT_NOT_NULL(srv);
+  ASSERT_EQ(0, cnet_server_listen_port(srv, 0, "127.0.0.1", 511, NULL, NULL));
+  sin.sin_port = htons((uint16_t)server_port(srv));
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  memset(buf, 'x', sizeof(buf));
+  /* All before the loop runs: each connection's bytes and its RST wait in
+   * the kernel when the server first reads it. */
+  for (int i = 0; i < 200; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct linger l = {1, 0};
+
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(0, connect(fd, (struct sockaddr *)&sin, sizeof(sin)));
+    ASSERT_EQ((ssize_t)sizeof(buf), send(fd, buf, sizeof(buf), 0));
+    ASSERT_EQ(0, setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
+    close(fd);
+  }
+  run_bounded(loop, 8000);
+  printf("# 200 resetting peers: %d connections, %d closes, %d errors\n",
+         RP.connections, RP.closes, RP.errors);
+  ASSERT_EQ(200, RP.connections);
+  ASSERT_EQ(200, RP.closes);
+  cnet_server_free(srv);
+  loop_finish(loop);
+}
