@@ -124,6 +124,10 @@ typedef struct cnet__loop_s {
   char *slab;       /* the loop-wide read buffer (Node's slab) */
   uv_write_t *free_wreqs; /* write requests to reuse, linked by ->data */
   unsigned n_free_wreqs;
+  /* sockets whose read filled the slab, retained; reading again on the
+   * loop's next turn (stream.c, yield_after_full_read) */
+  cnet_socket_t **yielded;
+  unsigned n_yielded, yielded_cap;
   struct cnet__loop_s *next; /* the process-wide registry */
 } cnet__loop_t;
 
@@ -132,6 +136,7 @@ void cnet__loop_put(cnet__loop_t *L);
 /* Bracket every libuv callback cnet receives: leaving the outermost one
  * drains the tick queue, the way Node drains nextTick after a callback. */
 void cnet__loop_drain(cnet__loop_t *L); /* runs the tick queue */
+void cnet__loop_wake(cnet__loop_t *L);  /* come round once more, no wait */
 static inline void cnet__loop_enter(cnet__loop_t *L) {
   L->depth++;
   L->refs++; /* the state outlives whatever the callback frees */
@@ -358,6 +363,7 @@ void cnet__socket_destroy_errno(cnet_socket_t *s, int err, const char *sys);
 /* stream.c: the Duplex core. */
 void cnet__stream_connected(cnet_socket_t *s); /* flush, maybe read */
 void cnet__stream_maybe_read(cnet_socket_t *s);
+void cnet__stream_read_yielded(cnet__loop_t *L); /* on the loop's next turn */
 void cnet__stream_on_destroy(cnet_socket_t *s); /* fail queued writes */
 void cnet__stream_reset(cnet_socket_t *s);      /* for a new connect() */
 void cnet__stream_flush(cnet_socket_t *s);

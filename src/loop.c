@@ -34,7 +34,16 @@ static void on_idle(uv_idle_t *idle) {
   cnet__loop_t *L = container_of(idle, cnet__loop_t, idle);
 
   cnet__loop_enter(L);
+  if (L->n_yielded != 0)
+    cnet__stream_read_yielded(L);
   cnet__loop_leave(L); /* drains the queue */
+  if (L->n_yielded == 0 && L->head == NULL)
+    uv_idle_stop(&L->idle);
+}
+
+void cnet__loop_wake(cnet__loop_t *L) {
+  if (!uv_is_active((uv_handle_t *)&L->idle))
+    uv_idle_start(&L->idle, on_idle);
 }
 
 static void on_loop_closed(uv_handle_t *h) {
@@ -52,6 +61,7 @@ static void on_loop_closed(uv_handle_t *h) {
   }
   cnet__free(L->slab);
   cnet__free(L->text);
+  cnet__free(L->yielded);
   cnet__free(L);
 }
 
@@ -113,7 +123,8 @@ void cnet__loop_drain(cnet__loop_t *L) {
     t->next = L->free_ticks;
     L->free_ticks = t;
   }
-  uv_idle_stop(&L->idle);
+  if (L->n_yielded == 0)
+    uv_idle_stop(&L->idle);
 }
 
 cnet__tick_t *cnet__tick_new(cnet__loop_t *L, cnet__tick_fn fn, void *obj) {
@@ -138,8 +149,8 @@ void cnet__tick_push(cnet__loop_t *L, cnet__tick_t *t) {
   L->tail = t;
   /* Outside any cnet callback nobody will drain on the way out: let the
    * loop come round once more without blocking in poll. */
-  if (L->depth == 0 && !uv_is_active((uv_handle_t *)&L->idle))
-    uv_idle_start(&L->idle, on_idle);
+  if (L->depth == 0)
+    cnet__loop_wake(L);
 }
 
 int cnet_run(void) {

@@ -380,14 +380,55 @@ static inline bool pipe_at_once(cnet_socket_t *s, const char *base,
   return true;
 }
 
+/* A read that filled the slab: the kernel probably holds more. libuv would
+ * read this socket again, up to 32 times, before it looks at any other;
+ * instead the socket reads again on the loop's next turn, as a hand-written
+ * epoll server does: every connection gets its turn, and in bulk echo the
+ * kernel spends about a quarter less per MB (bench/RESULTS.md). Without
+ * room to remember the socket it simply reads on. */
+static void yield_after_full_read(cnet_socket_t *s) {
+  cnet__loop_t *L = s->loop;
+
+  if ((s->flags & (S_READING | S_DESTROYED)) != S_READING)
+    return;
+  if (L->n_yielded == L->yielded_cap) {
+    unsigned cap = L->yielded_cap != 0 ? 2 * L->yielded_cap : 16;
+    cnet_socket_t **y = cnet__realloc(L->yielded, cap * sizeof(*y));
+
+    if (y == NULL)
+      return;
+    L->yielded = y;
+    L->yielded_cap = cap;
+  }
+  L->yielded[L->n_yielded++] = s;
+  cnet__socket_retain(s);
+  stop_reading(s);
+  cnet__loop_wake(L);
+}
+
+void cnet__stream_read_yielded(cnet__loop_t *L) {
+  unsigned n = L->n_yielded;
+
+  L->n_yielded = 0; /* starting to read calls nothing back: no new ones */
+  for (unsigned i = 0; i < n; i++) {
+    cnet_socket_t *s = L->yielded[i];
+
+    cnet__stream_maybe_read(s); /* unless paused, ended or destroyed since */
+    cnet__socket_release(s);
+  }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cnet_socket_t *s = container_of(stream, cnet_socket_t, h.stream);
   cnet__loop_t *L = s->loop;
 
   if (nread == 0)
     return; /* EAGAIN */
-  if (nread > 0 && pipe_at_once(s, buf->base, (size_t)nread))
+  if (nread > 0 && pipe_at_once(s, buf->base, (size_t)nread)) {
+    if (nread == CNET__SLAB_SIZE)
+      yield_after_full_read(s);
     return;
+  }
   cnet__loop_enter(L);
   cnet__socket_retain(s);
   if (nread > 0) {
@@ -397,6 +438,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
       emit_data(s, buf->base, (size_t)nread);
     else
       read_some(s, buf->base, (size_t)nread);
+    if (nread == CNET__SLAB_SIZE && buf->base == L->slab)
+      yield_after_full_read(s);
   } else if (nread == UV_EOF) {
     s->flags = (s->flags | S_EOF) & ~S_READING;
     if (!has_unread(s))
