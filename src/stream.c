@@ -214,6 +214,14 @@ static void deliver(cnet_socket_t *s, const char *base, size_t len) {
 
 static int stream_write(cnet_socket_t *s, const void *data, size_t len,
                         cnet__chunk_t *c, cnet_write_cb cb, void *ctx);
+
+/* The kernel may take len bytes for s now: connected, still writable,
+ * nothing queued or corked ahead of them (every write's fast path). */
+static inline bool writes_now(const cnet_socket_t *s, size_t len) {
+  return (s->flags & (S_CONNECTED | S_DESTROYED | S_ENDING | S_AUTO_END)) ==
+             S_CONNECTED &&
+         s->wq_head == NULL && s->corked == 0 && len <= UINT32_MAX;
+}
 static int write_rest(cnet_socket_t *s, const char *data, size_t len, int n,
                       cnet__chunk_t *c, cnet_write_cb cb, void *ctx);
 
@@ -356,10 +364,7 @@ static inline bool pipe_at_once(cnet_socket_t *s, const char *base,
       s->emitter.len != 0)
     return false;
   dst = p->dst;
-  if (dst->extra != NULL ||
-      (dst->flags & (S_CONNECTED | S_DESTROYED | S_ENDING | S_AUTO_END)) !=
-          S_CONNECTED ||
-      dst->wq_head != NULL || dst->corked != 0 || len > UINT32_MAX ||
+  if (dst->extra != NULL || !writes_now(dst, len) ||
       (dst->server != NULL && (dst->server->flags & SV_GRACEFUL)))
     return false;
   buf = cnet__buf(base, len);
@@ -802,9 +807,7 @@ static inline int stream_write(cnet_socket_t *s, const void *data, size_t len,
   uv_buf_t buf;
   int n;
 
-  if ((s->flags & (S_CONNECTED | S_DESTROYED | S_ENDING | S_AUTO_END)) !=
-          S_CONNECTED ||
-      s->wq_head != NULL || s->corked != 0 || len > UINT32_MAX)
+  if (!writes_now(s, len))
     return write_later(s, data, len, c, cb, ctx);
   buf = cnet__buf(data, len);
   n = uv_try_write(&s->h.stream, &buf, 1);
